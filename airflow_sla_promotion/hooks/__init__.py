@@ -1,0 +1,3 @@
+"""Hooks of the SLA promotion provider."""
+
+from __future__ import annotations

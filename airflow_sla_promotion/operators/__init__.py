@@ -1,0 +1,3 @@
+"""Operators of the SLA promotion provider."""
+
+from __future__ import annotations

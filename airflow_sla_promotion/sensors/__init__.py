@@ -1,0 +1,3 @@
+"""Sensors of the SLA promotion provider."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Triggers of the SLA promotion provider."""
+
+from __future__ import annotations

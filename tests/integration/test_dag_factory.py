@@ -1,0 +1,361 @@
+"""The DAG factory through a real DagBag: the example jobs' DAGs in every status, and broken job files."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+
+from airflow_sla_promotion import dag_factory
+from airflow_sla_promotion.config import ProviderSettings
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+DAG_FILE = DAGS / "sla_promotion_jobs.py"
+EXAMPLE_JOBS = sorted(path.stem for path in (DAGS / "jobs").glob("*.yaml"))
+RELAXED = "AIRFLOW__SLA_PROMOTION__ALLOW_RELAXED_CRITERIA"
+JOBS_FOLDER = "AIRFLOW__SLA_PROMOTION__JOBS_FOLDER"
+
+#: What each example is: its test interval (from its production cron) and its production cron.
+EXPECTED = {
+    "orders_hourly": {"interval": timedelta(hours=4), "cron": "5 * * * *", "tenant": "sales"},
+    "customers_daily": {"interval": timedelta(hours=12), "cron": "30 2 * * *", "tenant": "crm"},
+    "clickstream_sessions": {
+        "interval": timedelta(hours=4),
+        "cron": "*/30 * * * *",
+        "tenant": "web-analytics",
+    },
+}
+
+
+def dag_bag(folder: Path) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(folder))
+
+
+def serialize(dag: DAG) -> dict[str, Any]:
+    """What the DAG processor stores; a DAG that does not serialize would never reach the scheduler."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return DagSerialization.to_dict(dag)
+
+
+def load_example(job_id: str) -> dict[str, Any]:
+    return yaml.load((DAGS / "jobs" / f"{job_id}.yaml").read_text(), Loader=yaml.CSafeLoader)
+
+
+def write_job(folder: Path, data: dict[str, Any], name: str | None = None) -> Path:
+    path = folder / f"{name or data['job_id']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def dag_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A DAGs folder holding the example DAG file, with an empty jobs folder configured for it."""
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    shutil.copy(DAG_FILE, folder / DAG_FILE.name)
+    (tmp_path / "jobs").mkdir()
+    monkeypatch.setenv(JOBS_FOLDER, str(tmp_path / "jobs"))
+    monkeypatch.setenv(RELAXED, "True")
+    return folder
+
+
+def draft_task_resources(task: Any) -> dict[str, Any]:
+    resources = task.container_resources
+    return {"requests": dict(resources.requests or {}), "limits": dict(resources.limits or {})}
+
+
+# --- the example DAG file as shipped ------------------------------------------------------------------
+
+
+def test_example_dag_file_builds_draft_and_promotion_dags_for_every_example(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(RELAXED, "True")
+    monkeypatch.delenv(JOBS_FOLDER, raising=False)
+
+    bag = dag_bag(DAGS)
+
+    assert not bag.import_errors, bag.import_errors
+    assert len(EXAMPLE_JOBS) >= 3
+    assert set(bag.dags) == {
+        dag_id for job in EXAMPLE_JOBS for dag_id in (f"{job}__draft", f"{job}__promotion")
+    }
+    for job_id in EXAMPLE_JOBS:
+        expected = EXPECTED[job_id]
+        draft = bag.dags[f"{job_id}__draft"]
+        assert type(draft.timetable).__name__ == "DeltaTriggerTimetable"
+        assert draft.timetable.delta == expected["interval"]
+        assert draft.start_date == dag_factory.FALLBACK_START_DATE
+        assert draft.end_date is None
+        assert draft.catchup is False
+        assert draft.max_active_runs == 1
+        assert set(draft.tags) == {"sla-promotion", f"tenant:{expected['tenant']}", "phase:draft"}
+        assert list(draft.task_dict) == ["draft_run"]
+        task = draft.task_dict["draft_run"]
+        assert task.owner == load_example(job_id)["owner"]
+        assert task.namespace == "draft-ingestion-ns"
+        # Every example estimates less than 1 core / 2 GiB: the draft runs get the floors.
+        assert draft_task_resources(task) == {
+            "requests": {"cpu": "1", "memory": "2Gi"},
+            "limits": {"memory": "2Gi"},
+        }
+
+        promotion = bag.dags[f"{job_id}__promotion"]
+        assert promotion.timetable.delta == timedelta(days=1)
+        assert set(promotion.tags) == {"sla-promotion", f"tenant:{expected['tenant']}", "phase:promotion"}
+        assert promotion.task_dict["wait_for_draft_runs"].downstream_task_ids == {"promote"}
+        assert promotion.task_dict["promote"].draft_dag_id == f"{job_id}__draft"
+        for dag in (draft, promotion):
+            assert dag.fileloc == str(DAG_FILE)
+            assert serialize(dag)
+
+
+def test_example_jobs_relax_criteria_so_they_need_the_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RELAXED, raising=False)
+    monkeypatch.delenv(JOBS_FOLDER, raising=False)
+
+    bag = dag_bag(DAGS)
+
+    assert not bag.import_errors, bag.import_errors
+    assert set(bag.dags) == {f"{job}__invalid" for job in EXAMPLE_JOBS}
+    for job_id in EXAMPLE_JOBS:
+        placeholder = bag.dags[f"{job_id}__invalid"]
+        assert placeholder.description.startswith(f"Invalid job file: {job_id}.yaml: ")
+        assert "promotion.min_evaluation_period_days" in placeholder.description
+        assert "allow_relaxed_criteria" in placeholder.doc_md
+        assert placeholder.task_dict == {}
+        assert type(placeholder.timetable).__name__ == "NullTimetable"
+        assert serialize(placeholder)
+
+
+# --- every status of every example --------------------------------------------------------------------
+
+PROMOTED_AT = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
+
+
+def as_active(data: dict[str, Any]) -> dict[str, Any]:
+    """The example as the workflow leaves it after a promotion (right-sized resources)."""
+    return {
+        **data,
+        "status": "active",
+        "namespace": "prod-ingestion-ns",
+        "promoted_at": PROMOTED_AT.isoformat(),
+        "resource_requirements": {"cpu_cores": 0.25, "memory_gb": 0.125, "estimated_runtime_minutes": 1},
+        "draft": {"started_at": "2026-03-01T08:00:00+00:00", "window_ends_at": "2026-03-08T08:00:00+00:00"},
+        "promotion_history": [
+            {
+                "at": PROMOTED_AT.isoformat(),
+                "action": "promote",
+                "actor": "airflow",
+                "reason": "met all promotion criteria",
+                "from_status": "draft",
+                "to_status": "active",
+            }
+        ],
+    }
+
+
+def as_rejected(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **data,
+        "status": "promotion_rejected",
+        "promotion_feedback": {"failed_criteria": ["performance_variance"]},
+    }
+
+
+@pytest.mark.parametrize("job_id", sorted(EXPECTED))
+def test_each_example_in_each_status(job_id: str, dag_folder: Path) -> None:
+    jobs = dag_folder.parent / "jobs"
+    example = load_example(job_id)
+    write_job(jobs, {**example, "job_id": f"{job_id}-draft"}, f"{job_id}-draft")
+    write_job(jobs, {**as_active(example), "job_id": f"{job_id}-active"}, f"{job_id}-active")
+    write_job(jobs, {**as_rejected(example), "job_id": f"{job_id}-rejected"}, f"{job_id}-rejected")
+
+    bag = dag_bag(dag_folder)
+
+    assert not bag.import_errors, bag.import_errors
+    assert set(bag.dags) == {f"{job_id}-draft__draft", f"{job_id}-draft__promotion", f"{job_id}-active"}
+    expected = EXPECTED[job_id]
+
+    draft = bag.dags[f"{job_id}-draft__draft"]
+    assert draft.timetable.delta == expected["interval"]
+    assert draft.task_dict["draft_run"].namespace == "draft-ingestion-ns"
+
+    production = bag.dags[f"{job_id}-active"]
+    assert type(production.timetable).__name__ == "CronTriggerTimetable"
+    assert production.timetable.expression == expected["cron"]
+    assert production.start_date == PROMOTED_AT
+    assert production.is_paused_upon_creation is False
+    assert production.catchup is False
+    assert set(production.tags) == {"sla-promotion", f"tenant:{expected['tenant']}", "phase:production"}
+    assert list(production.task_dict) == ["run"]
+    run = production.task_dict["run"]
+    assert run.namespace == "prod-ingestion-ns"
+    # The job's own (adjusted) resources, not the draft's +10 % with floors.
+    assert draft_task_resources(run)["requests"] == {"cpu": "250m", "memory": "128Mi"}
+    assert "`active`" in production.doc_md
+    assert "`promote` by airflow" in production.doc_md
+    (deadline,) = production.deadline
+    assert deadline.interval == timedelta(minutes=example["sla_requirements"]["max_runtime"])
+    assert deadline.callback.path == "airflow_sla_promotion.dag_factory.runtime_deadline_missed"
+    assert serialize(production)
+
+
+# --- the draft window ---------------------------------------------------------------------------------
+
+
+def test_a_written_draft_window_bounds_the_draft_and_promotion_dags(dag_folder: Path) -> None:
+    jobs = dag_folder.parent / "jobs"
+    started = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    extended_to = started + timedelta(days=9)
+    write_job(
+        jobs,
+        {
+            **load_example("customers_daily"),
+            "draft": {
+                "started_at": started.isoformat(),
+                "window_ends_at": extended_to.isoformat(),
+                "extensions": [
+                    {
+                        "extended_at": (started + timedelta(days=7)).isoformat(),
+                        "previous_window_ends_at": (started + timedelta(days=7)).isoformat(),
+                        "window_ends_at": extended_to.isoformat(),
+                        "reason": "too few successful runs",
+                    }
+                ],
+            },
+        },
+    )
+
+    bag = dag_bag(dag_folder)
+
+    draft = bag.dags["customers_daily__draft"]
+    assert (draft.start_date, draft.end_date) == (started, extended_to)
+    promotion = bag.dags["customers_daily__promotion"]
+    assert (promotion.start_date, promotion.end_date) == (started, extended_to)
+    # Daily evaluations over the 7-day plan, continued over the extension, the last at the window's end.
+    assert promotion.timetable.event_dates == [started + timedelta(days=day) for day in range(1, 10)]
+    assert serialize(promotion)
+
+
+def test_a_draft_window_without_an_end_gets_the_plan_length(dag_folder: Path) -> None:
+    jobs = dag_folder.parent / "jobs"
+    started = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    write_job(jobs, {**load_example("orders_hourly"), "draft": {"started_at": started.isoformat()}})
+
+    bag = dag_bag(dag_folder)
+
+    assert bag.dags["orders_hourly__draft"].end_date == started + timedelta(days=7)
+    assert bag.dags["orders_hourly__promotion"].timetable.event_dates[-1] == started + timedelta(days=7)
+
+
+def test_evaluation_schedule_of_a_shortened_window_ends_at_the_window() -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    dates = [start + timedelta(days=day) for day in range(1, 8)]
+
+    assert dag_factory.evaluation_schedule(dates, start + timedelta(days=2, hours=6)) == [
+        start + timedelta(days=1),
+        start + timedelta(days=2),
+        start + timedelta(days=2, hours=6),
+    ]
+
+
+# --- broken job files ---------------------------------------------------------------------------------
+
+
+def test_broken_job_files_become_placeholders_and_hide_nothing(
+    dag_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(RELAXED)
+    jobs = dag_folder.parent / "jobs"
+    strict = {key: value for key, value in load_example("orders_hourly").items() if key != "promotion"}
+    write_job(jobs, strict)
+    write_job(jobs, {**strict, "job_id": "payments"})
+    (jobs / "bad-yaml.yaml").write_text("job_id: bad-yaml\nschedule_config: [unclosed\n")
+    write_job(jobs, {**strict, "job_id": "typo", "resource_requirement": {"cpu_cores": 1}})
+    write_job(jobs, {**strict, "job_id": "relaxed", "promotion": {"min_successful_runs": 1}})
+    write_job(jobs, strict, "orders-copy")  # a second file declaring job_id orders_hourly
+    (jobs / ".orders_hourly.yaml.lock").write_text("")  # hidden files are not job files
+
+    bag = dag_bag(dag_folder)
+
+    assert not bag.import_errors, bag.import_errors
+    assert set(bag.dags) == {
+        "orders_hourly__draft",
+        "orders_hourly__promotion",
+        "payments__draft",
+        "payments__promotion",
+        "bad-yaml__invalid",
+        "typo__invalid",
+        "relaxed__invalid",
+        "orders-copy__invalid",
+    }
+    problems = {
+        "bad-yaml__invalid": ("<yaml>", "line 2"),
+        "typo__invalid": ("resource_requirement", "Extra inputs are not permitted"),
+        "relaxed__invalid": ("promotion.min_successful_runs", "relaxes the provider's criterion"),
+        "orders-copy__invalid": ("job_id", "must equal the file name stem"),
+    }
+    for dag_id, (field, message) in problems.items():
+        placeholder = bag.dags[dag_id]
+        stem = dag_id.removesuffix("__invalid")
+        assert placeholder.description.startswith(f"Invalid job file: {stem}.yaml: {field}: ")
+        assert message in placeholder.description
+        assert f"`{jobs / (stem + '.yaml')}` | `{field}` |" in placeholder.doc_md
+        assert placeholder.is_paused_upon_creation is True
+        assert set(placeholder.tags) == {"sla-promotion", "phase:invalid"}
+        assert serialize(placeholder)
+    # The typo'd file also lacks a required key: one placeholder lists both problems.
+    assert "resource_requirements" in bag.dags["typo__invalid"].doc_md
+
+
+def test_a_missing_jobs_folder_is_reported_not_raised(
+    dag_folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(JOBS_FOLDER, str(tmp_path / "no-such-folder"))
+
+    bag = dag_bag(dag_folder)
+
+    assert not bag.import_errors
+    assert set(bag.dags) == {"no-such-folder__invalid"}
+    assert "does not exist" in bag.dags["no-such-folder__invalid"].description
+
+
+# --- parse-time discipline ----------------------------------------------------------------------------
+
+
+def test_dag_shapes_do_not_depend_on_when_they_are_parsed(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    for job_id in EXPECTED:
+        write_job(jobs, load_example(job_id))
+    write_job(jobs, {**as_active(load_example("orders_hourly")), "job_id": "orders-live"}, "orders-live")
+    settings = ProviderSettings(allow_relaxed_criteria=True)
+
+    first = {
+        dag_id: serialize(dag) for dag_id, dag in dag_factory.build_dags(jobs, settings=settings).items()
+    }
+    second = {
+        dag_id: serialize(dag) for dag_id, dag in dag_factory.build_dags(jobs, settings=settings).items()
+    }
+
+    assert first == second
+    assert len(first) == 7
+
+
+def test_invalid_dag_id_keeps_only_characters_a_dag_id_may_hold() -> None:
+    assert dag_factory.invalid_dag_id(Path("/jobs/my job (copy).yaml")) == "my_job_copy___invalid"
+    assert dag_factory.invalid_dag_id(Path("/jobs/orders.yaml")) == "orders__invalid"

@@ -525,3 +525,91 @@ def render_log(content: Iterable[Any]) -> str:
         else:
             lines.append(str(entry))
     return "\n".join(lines)
+
+
+# --- the draft -> promotion flow, shared by the demo and the end-to-end test -------------------------
+
+
+def draft_dag_id(job_id: str) -> str:
+    return f"{job_id}__draft"
+
+
+def promotion_dag_id(job_id: str) -> str:
+    return f"{job_id}__promotion"
+
+
+@dataclass
+class JobOutcome:
+    """What the flow produced for one job."""
+
+    job_id: str
+    draft_runs: dict[str, str] = field(default_factory=dict)
+    promotion_run_id: str | None = None
+    promotion_state: str | None = None
+    report: dict[str, Any] | None = None
+
+    @property
+    def status(self) -> str | None:
+        """``promoted``, ``rejected`` or ``extended`` from the report; None without a report."""
+        if not self.report:
+            return None
+        return (self.report.get("outcome") or {}).get("status")
+
+
+def run_promotion_flow(
+    stack: AirflowStack,
+    job_ids: Iterable[str],
+    *,
+    draft_runs: int = 3,
+    parse_timeout: float = 120.0,
+    runs_timeout: float = 300.0,
+    progress: Callable[[str], None] = lambda message: None,
+) -> dict[str, JobOutcome]:
+    """Through REST: unpause and trigger ``draft_runs`` draft runs per job, wait, then run each promotion.
+
+    Draft runs are triggered without a logical date, so they never collide. The promotion DAG's
+    ``promote`` return value (the promotion report) is read back from XCom.
+    """
+    client = stack.client
+    jobs = list(job_ids)
+    outcomes = {job_id: JobOutcome(job_id) for job_id in jobs}
+    dag_ids = [dag_id for job_id in jobs for dag_id in (draft_dag_id(job_id), promotion_dag_id(job_id))]
+    progress(f"waiting for the DAG processor to parse {len(dag_ids)} DAGs")
+    client.wait_for_dags(dag_ids, timeout=parse_timeout, logs=stack.logs)
+    for job_id in jobs:
+        client.set_paused(draft_dag_id(job_id), False)
+        for _ in range(draft_runs):
+            run_id = client.trigger(draft_dag_id(job_id), note="triggered by the local stack")
+            outcomes[job_id].draft_runs[run_id] = "queued"
+    progress(f"triggered {draft_runs} draft run(s) for each of {', '.join(jobs)}")
+    for job_id in jobs:
+        outcome = outcomes[job_id]
+        outcome.draft_runs = client.wait_for_runs(
+            draft_dag_id(job_id), list(outcome.draft_runs), timeout=runs_timeout, logs=stack.logs
+        )
+        progress(f"{draft_dag_id(job_id)}: {_count_states(outcome.draft_runs)}")
+    for job_id in jobs:
+        client.set_paused(promotion_dag_id(job_id), False)
+        outcomes[job_id].promotion_run_id = client.trigger(promotion_dag_id(job_id))
+    progress("triggered the promotion DAGs")
+    for job_id in jobs:
+        outcome = outcomes[job_id]
+        assert outcome.promotion_run_id is not None
+        states = client.wait_for_runs(
+            promotion_dag_id(job_id), [outcome.promotion_run_id], timeout=runs_timeout, logs=stack.logs
+        )
+        outcome.promotion_state = states[outcome.promotion_run_id]
+        try:
+            outcome.report = client.xcom(promotion_dag_id(job_id), outcome.promotion_run_id, "promote")
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code != 404:
+                raise
+        progress(f"{promotion_dag_id(job_id)}: run {outcome.promotion_state}, outcome {outcome.status}")
+    return outcomes
+
+
+def _count_states(states: Mapping[str, str]) -> str:
+    counts: dict[str, int] = {}
+    for state in states.values():
+        counts[state] = counts.get(state, 0) + 1
+    return ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))

@@ -443,12 +443,14 @@ class JobConfigStore:
         reason: str | None = None,
         details: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        record_unchanged: bool = False,
     ) -> StoreUpdate:
         """Change a job file under its lock, on freshly read content, and record the change.
 
         ``mutate(document, job)`` edits the round-trip YAML document in place; ``job`` is the validated
         current content. It may raise to refuse the change (nothing is written). When it leaves the
-        content as it was, nothing is written and ``changed`` is False. Otherwise an entry (``at``,
+        content as it was, nothing is written and ``changed`` is False (unless ``record_unchanged``:
+        then only the history entry is added, for bookkeeping). Otherwise an entry (``at``,
         ``action``, ``actor``, ``reason``, ``from_status``, ``to_status``, ``previous_version``,
         ``details``) is appended to ``promotion_history``.
 
@@ -463,7 +465,7 @@ class JobConfigStore:
             rt, document = _round_trip_yaml(before.decode("utf-8"))
             _, pristine = _round_trip_yaml(before.decode("utf-8"))
             mutate(document, current)
-            if document == pristine:
+            if document == pristine and not record_unchanged:
                 return StoreUpdate(job=current, changed=False)
 
             version = self._next_version(job_id)

@@ -107,7 +107,9 @@ class Demo:
                 path = self.reports_dir / f"{job_id}.json"
                 path.write_text(json.dumps(outcome.report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    def wait_for_production_dags(self, stack: AirflowStack, outcomes: dict[str, JobOutcome]) -> dict[str, Any]:
+    def wait_for_production_dags(
+        self, stack: AirflowStack, outcomes: dict[str, JobOutcome]
+    ) -> dict[str, Any]:
         """Production DAGs of promoted jobs that the DAG processor created within a bounded wait."""
         promoted = [job_id for job_id, outcome in outcomes.items() if outcome.status == "promoted"]
         found: dict[str, Any] = {}
@@ -196,7 +198,9 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(row[column])) for row in rows) for column in range(len(rows[0]))]
     lines = []
     for index, row in enumerate(rows):
-        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        lines.append(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
     return "\n".join(lines)

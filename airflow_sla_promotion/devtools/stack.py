@@ -438,6 +438,13 @@ class RestClient:
         response = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
         return str(response.json()["dag_run_id"])
 
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's runs, newest first (at most 100)."""
+        response = self.request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 100}
+        )
+        return list(response.json()["dag_runs"])
+
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json())
 
@@ -589,23 +596,40 @@ def run_promotion_flow(
         )
         progress(f"{draft_dag_id(job_id)}: {_count_states(outcome.draft_runs)}")
     for job_id in jobs:
-        client.set_paused(promotion_dag_id(job_id), False)
-        outcomes[job_id].promotion_run_id = client.trigger(promotion_dag_id(job_id))
-    progress("triggered the promotion DAGs")
+        outcomes[job_id].promotion_run_id = start_promotion_run(client, promotion_dag_id(job_id))
+    progress("started the promotion DAGs")
     for job_id in jobs:
         outcome = outcomes[job_id]
-        assert outcome.promotion_run_id is not None
+        run_id = outcome.promotion_run_id or ""
         states = client.wait_for_runs(
-            promotion_dag_id(job_id), [outcome.promotion_run_id], timeout=runs_timeout, logs=stack.logs
+            promotion_dag_id(job_id), [run_id], timeout=runs_timeout, logs=stack.logs
         )
-        outcome.promotion_state = states[outcome.promotion_run_id]
+        outcome.promotion_state = states[run_id]
         try:
-            outcome.report = client.xcom(promotion_dag_id(job_id), outcome.promotion_run_id, "promote")
+            outcome.report = client.xcom(promotion_dag_id(job_id), run_id, "promote")
         except httpx.HTTPStatusError as error:
             if error.response.status_code != 404:
                 raise
         progress(f"{promotion_dag_id(job_id)}: run {outcome.promotion_state}, outcome {outcome.status}")
     return outcomes
+
+
+def start_promotion_run(client: RestClient, dag_id: str, adopt_within: float = 20.0) -> str:
+    """Unpause the promotion DAG and return the id of the one run that will evaluate the draft runs.
+
+    Unpausing lets the scheduler create the DAG's scheduled run (its daily evaluation, ``catchup=False``)
+    at once. That run is adopted rather than adding a manual one: two promotion runs would decide twice
+    (``max_active_runs=1`` runs them one after the other, and the second finds the job already decided).
+    Only when the scheduler creates none within ``adopt_within`` seconds is a run triggered.
+    """
+    client.set_paused(dag_id, False)
+    deadline = time.monotonic() + adopt_within
+    while time.monotonic() < deadline:
+        runs = client.dag_runs(dag_id)
+        if runs:
+            return str(runs[-1]["dag_run_id"])
+        time.sleep(1.0)
+    return client.trigger(dag_id, note="triggered by the local stack")
 
 
 def _count_states(states: Mapping[str, str]) -> str:

@@ -7,7 +7,8 @@ import json
 import sys
 import textwrap
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,9 +19,6 @@ from airflow_sla_promotion.operators.draft_run import DraftRunOperator
 from airflow_sla_promotion.spec import DraftExecution, IngestionJob
 from tests.conftest import load_dag_file
 from tests.integration.kube_fixtures import task_context
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 DRAFT_NS = "draft-ingestion-ns"
@@ -204,6 +202,29 @@ SCRIPTED_REPORT = json.dumps(
 )
 
 
+def _permissions_used(emulator: KubeEmulator) -> set[tuple[str, str]]:
+    """(resource, verb) of every request, in Kubernetes RBAC terms."""
+    used = set()
+    for request in emulator.requests:
+        parts = request.path.strip("/").split("/")  # api v1 namespaces <ns> <resource> [<name> [<sub>]]
+        resource = parts[4] + (f"/{parts[6]}" if len(parts) > 6 else "")
+        named = len(parts) > 5
+        verb = {"POST": "create", "PATCH": "patch", "DELETE": "delete"}.get(request.method)
+        if verb is None:
+            verb = "get" if named else ("watch" if request.query.get("watch") else "list")
+        used.add((resource, verb))
+    return used
+
+
+def _permissions_granted() -> set[tuple[str, str]]:
+    manifest = Path(__file__).parents[2] / "deploy" / "rbac" / "draft-namespace-role.yaml"
+    role = next(doc for doc in yaml.safe_load_all(manifest.read_text()) if doc["kind"] == "Role")
+    assert role["metadata"]["namespace"] == DRAFT_NS
+    return {
+        (resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]
+    }
+
+
 def _deferred_run(op: DraftRunOperator) -> tuple[dict[str, Any], Any]:
     context = task_context(op, run_id=RUN_ID)
     with pytest.raises(TaskDeferred) as deferred:
@@ -255,6 +276,7 @@ def test_sync_and_deferrable_give_the_same_record(
         return {k: v for k, v in record.items() if k not in {"created_at", "pod_name"}}
 
     assert comparable(sync_record) == comparable(deferred_record)
+    assert _permissions_used(scripted_kube_emulator) <= _permissions_granted()
     assert sync_record["status"] == ("completed" if exit_code == 0 else "failed")
     if script.waiting_reason:
         assert sync_record["failure_reason"] == "image pull error: ErrImagePull: not found"

@@ -11,17 +11,16 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from airflow_sla_promotion.config import load_settings
-from airflow_sla_promotion.config_store import JOB_FILE_SUFFIX, load_jobs
+from airflow_sla_promotion.config_store import JOB_FILE_SUFFIX, JobFileError, load_jobs
 from airflow_sla_promotion.policy.planning import DraftExecutionManager
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from airflow.sdk import DAG
 
     from airflow_sla_promotion.config import ProviderSettings
-    from airflow_sla_promotion.config_store import JobFileError
     from airflow_sla_promotion.spec import DraftPlan, IngestionJob
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,10 @@ def invalid_dag_id(path: str | os.PathLike[str]) -> str:
 
 
 def build_dags(
-    jobs_folder: str | os.PathLike[str], *, settings: ProviderSettings | None = None
+    jobs_folder: str | os.PathLike[str],
+    *,
+    settings: ProviderSettings | None = None,
+    pod_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, DAG]:
     """Every DAG the job files in ``jobs_folder`` call for, by DAG id.
 
@@ -76,17 +78,31 @@ def build_dags(
 
     :param jobs_folder: folder of ``<job_id>.yaml`` files.
     :param settings: the provider's options; default: ``[sla_promotion]`` from Airflow's configuration.
+    :param pod_kwargs: extra KubernetesPodOperator arguments for every ``draft_run`` and ``run`` task
+        (``kubernetes_conn_id``, ``config_file``, ``deferrable``, ``volumes``/``volume_mounts``, ...).
     """
     settings = settings or load_settings()
+    pod_kwargs = _checked_pod_kwargs(pod_kwargs)
     jobs, errors = load_jobs(jobs_folder, context=settings.validation_context)
     dags: dict[str, DAG] = {}
+    planner = DraftExecutionManager(draft_namespace=settings.draft_namespace)
+    for job in jobs.values():
+        try:
+            built = build_job_dags(job, planner=planner, jobs_folder=jobs_folder, pod_kwargs=pod_kwargs)
+        except Exception as error:
+            # A valid file the DAGs still cannot be built from (e.g. an active job without a
+            # namespace) is reported like a broken file instead of failing the whole DAG file.
+            log.warning("cannot build the DAGs of job %s: %s", job.job_id, error)
+            path = Path(jobs_folder) / f"{job.job_id}{JOB_FILE_SUFFIX}"
+            errors.append(
+                JobFileError(path, "<dag>", f"cannot build its DAGs: {type(error).__name__}: {error}")
+            )
+            continue
+        for dag in built:
+            dags[dag.dag_id] = dag
     for path, file_errors in _by_file(errors).items():
         placeholder = build_invalid_dag(path, file_errors)
         dags[placeholder.dag_id] = placeholder
-    planner = DraftExecutionManager(draft_namespace=settings.draft_namespace)
-    for job in jobs.values():
-        for dag in build_job_dags(job, planner=planner, jobs_folder=jobs_folder):
-            dags[dag.dag_id] = dag
     log.debug("built %d DAGs from %d jobs and %d broken files", len(dags), len(jobs), len(errors))
     return dags
 
@@ -96,14 +112,18 @@ def build_job_dags(
     *,
     planner: DraftExecutionManager | None = None,
     jobs_folder: str | os.PathLike[str] | None = None,
+    pod_kwargs: Mapping[str, Any] | None = None,
 ) -> list[DAG]:
     """The DAGs of one valid job, according to its status."""
     planner = planner or DraftExecutionManager()
     if job.status == "draft":
         plan = planner.create_plan(job, job.draft.started_at or FALLBACK_START_DATE)
-        return [build_draft_dag(job, plan, jobs_folder), build_promotion_dag(job, plan, jobs_folder)]
+        return [
+            build_draft_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs),
+            build_promotion_dag(job, plan, jobs_folder),
+        ]
     if job.status == "active":
-        return [build_production_dag(job, jobs_folder)]
+        return [build_production_dag(job, jobs_folder, pod_kwargs=pod_kwargs)]
     return []
 
 
@@ -122,7 +142,11 @@ def draft_window(job: IngestionJob, plan: DraftPlan) -> tuple[datetime, datetime
 
 
 def build_draft_dag(
-    job: IngestionJob, plan: DraftPlan, jobs_folder: str | os.PathLike[str] | None = None
+    job: IngestionJob,
+    plan: DraftPlan,
+    jobs_folder: str | os.PathLike[str] | None = None,
+    *,
+    pod_kwargs: Mapping[str, Any] | None = None,
 ) -> DAG:
     """``<job_id>__draft``: DraftRunOperator in the draft namespace on the plan's test interval."""
     from airflow.sdk import DAG
@@ -138,13 +162,15 @@ def build_draft_dag(
         start_date=start,
         end_date=end,
         catchup=False,
+        # Only what build_dags returns is registered (by the DAG file): never a half-built job.
+        auto_register=False,
         # Runs of one job never overlap: they share its data, and the runtimes must be comparable.
         max_active_runs=1,
         tags=_tags(job, "draft"),
         default_args={"owner": _owner(job)},
         doc_md=_doc_md(job, "draft", jobs_folder, plan=plan),
     ) as dag:
-        DraftRunOperator(task_id=DRAFT_TASK_ID, job=job, phase="draft")
+        DraftRunOperator(task_id=DRAFT_TASK_ID, job=job, phase="draft", **_checked_pod_kwargs(pod_kwargs))
     return dag
 
 
@@ -176,6 +202,7 @@ def build_promotion_dag(
         start_date=start,
         end_date=end,
         catchup=False,
+        auto_register=False,
         max_active_runs=1,
         tags=_tags(job, "promotion"),
         default_args={"owner": _owner(job)},
@@ -200,7 +227,12 @@ def evaluation_schedule(evaluation_dates: Iterable[datetime], window_ends_at: da
     return dates
 
 
-def build_production_dag(job: IngestionJob, jobs_folder: str | os.PathLike[str] | None = None) -> DAG:
+def build_production_dag(
+    job: IngestionJob,
+    jobs_folder: str | os.PathLike[str] | None = None,
+    *,
+    pod_kwargs: Mapping[str, Any] | None = None,
+) -> DAG:
     """``<job_id>``: the promoted job on its production cron, namespace and (adjusted) resources."""
     from airflow.sdk import DAG
 
@@ -212,6 +244,7 @@ def build_production_dag(job: IngestionJob, jobs_folder: str | os.PathLike[str] 
         schedule=job.schedule_config.cron,
         start_date=job.promoted_at or FALLBACK_START_DATE,
         catchup=False,
+        auto_register=False,
         max_active_runs=1,
         # Promotion cannot unpause a DAG that does not exist yet: it is created running.
         is_paused_upon_creation=False,
@@ -220,7 +253,9 @@ def build_production_dag(job: IngestionJob, jobs_folder: str | os.PathLike[str] 
         doc_md=_doc_md(job, "production", jobs_folder),
         deadline=runtime_deadline(job),
     ) as dag:
-        DraftRunOperator(task_id=PRODUCTION_TASK_ID, job=job, phase="production")
+        DraftRunOperator(
+            task_id=PRODUCTION_TASK_ID, job=job, phase="production", **_checked_pod_kwargs(pod_kwargs)
+        )
     return dag
 
 
@@ -287,6 +322,7 @@ def build_invalid_dag(path: Path, errors: list[JobFileError]) -> DAG:
         schedule=None,
         start_date=FALLBACK_START_DATE,
         catchup=False,
+        auto_register=False,
         is_paused_upon_creation=True,
         tags=[PROVIDER_TAG, "phase:invalid"],
         doc_md="\n".join(lines),
@@ -294,6 +330,16 @@ def build_invalid_dag(path: Path, errors: list[JobFileError]) -> DAG:
 
 
 # --- helpers ------------------------------------------------------------------------------------------
+
+
+_RESERVED_POD_KWARGS = frozenset({"task_id", "job", "phase", "dag"})
+
+
+def _checked_pod_kwargs(pod_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    reserved = _RESERVED_POD_KWARGS.intersection(pod_kwargs or {})
+    if reserved:
+        raise ValueError(f"pod_kwargs may not set {sorted(reserved)}: the factory sets them per job")
+    return dict(pod_kwargs or {})
 
 
 def _by_file(errors: Iterable[JobFileError]) -> dict[Path, list[JobFileError]]:

@@ -151,7 +151,7 @@ def load_jobs(
     errors: list[JobFileError] = []
     if not folder.is_dir():
         return {}, [JobFileError(folder, "<folder>", "the jobs folder does not exist")]
-    loaded: dict[Path, IngestionJob] = {}
+    parsed: dict[Path, IngestionJob] = {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
@@ -164,28 +164,24 @@ def load_jobs(
         if path.suffix != JOB_FILE_SUFFIX:
             continue
         try:
-            job = load_job(path, context=context)
+            parsed[path] = load_job(path, context=context)
         except JobFileError as error:
             errors.extend(error.all_errors)
-            continue
-        if job.job_id != path.stem:
-            errors.append(
-                JobFileError(path, "job_id", f"{job.job_id!r} must equal the file name stem {path.stem!r}")
-            )
-            continue
-        loaded[path] = job
 
     by_id: dict[str, list[Path]] = {}
-    for path, job in loaded.items():
+    for path, job in parsed.items():
         by_id.setdefault(job.job_id, []).append(path)
-    # Inside a folder the stem check already rules most duplicates out; they remain possible when a
-    # stem mismatch sits next to the real file, which the stem check reports, so this stays a guard.
-    for job_id, paths in by_id.items():
+    loaded: dict[Path, IngestionJob] = {}
+    for path, job in parsed.items():
+        paths = by_id[job.job_id]
         if len(paths) > 1:
-            for path in paths:
-                others = ", ".join(other.name for other in paths if other != path)
-                errors.append(JobFileError(path, "job_id", f"duplicate job_id {job_id!r} (also in {others})"))
-                del loaded[path]
+            others = ", ".join(other.name for other in paths if other != path)
+            errors.append(JobFileError(path, "job_id", f"duplicate job_id {job.job_id!r} (also in {others})"))
+        if job.job_id != path.stem:
+            message = f"{job.job_id!r} must equal the file name stem {path.stem!r}"
+            errors.append(JobFileError(path, "job_id", message))
+        if len(paths) == 1 and job.job_id == path.stem:
+            loaded[path] = job
     jobs = {job.job_id: job for job in sorted(loaded.values(), key=lambda job: job.job_id)}
     errors.sort(key=lambda error: (str(error.path), error.field))
     return jobs, errors

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from airflow_sla_promotion.config import ProviderSettings
 from airflow_sla_promotion.config_store import ConfigStoreError, yaml_time
+from airflow_sla_promotion.policy.decision import evidence_short
 
 if TYPE_CHECKING:
     from ruamel.yaml.comments import CommentedMap
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
     from airflow_sla_promotion.config_store import StoreUpdate
     from airflow_sla_promotion.spec import IngestionJob, PromotionEvaluation
 
-#: Failed criteria that only say the evidence was short: the draft window is extended instead of a reject.
-EVIDENCE_CRITERIA = frozenset({"min_successful_runs", "min_evaluation_period"})
 #: Label every draft pod carries; cleanup deletes the pods of a promoted job by it.
 JOB_ID_LABEL = "sla-promotion/job-id"
 #: Fields a promotion's ``resource_adjustments`` may set (absolute values, in ``resource_requirements``).
@@ -367,7 +366,7 @@ class PromotionWorkflowManager:
         job_id = evaluation.job_id
         decision = evaluation.promotion_decision
         failed = list(decision.failed_criteria)
-        evidence_only = allow_extension and bool(failed) and set(failed) <= EVIDENCE_CRITERIA
+        evidence_only = allow_extension and evidence_short(failed)
         max_extensions = self.settings.max_draft_extensions
         job = self._load(job_id)
 

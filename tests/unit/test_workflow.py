@@ -11,7 +11,6 @@ from airflow_sla_promotion.config import ProviderSettings
 from airflow_sla_promotion.config_store import JobConfigStore, load_job
 from airflow_sla_promotion.spec import PromotionDecision, PromotionEvaluation
 from airflow_sla_promotion.workflow import (
-    EVIDENCE_CRITERIA,
     JOB_ID_LABEL,
     PromotionException,
     PromotionWorkflowManager,
@@ -375,10 +374,6 @@ def test_reject_of_an_active_job_is_refused(ports: Ports) -> None:
 
 
 # --- extend --------------------------------------------------------------------------------------------
-
-
-def test_evidence_criteria_are_the_two_evidence_checks() -> None:
-    assert frozenset({"min_successful_runs", "min_evaluation_period"}) == EVIDENCE_CRITERIA
 
 
 def test_short_evidence_extends_the_window_instead_of_rejecting(ports: Ports) -> None:

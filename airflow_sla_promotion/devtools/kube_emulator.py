@@ -123,9 +123,27 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in {"true", "1"}
 
 
-def parse_label_selector(selector: str) -> list[Callable[[dict[str, str]], bool]]:
-    """Predicates of an equality-based label selector (``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``)."""
-    predicates: list[Callable[[dict[str, str]], bool]] = []
+@dataclass(frozen=True)
+class LabelRequirement:
+    """One term of an equality-based label selector."""
+
+    key: str
+    operator: Literal["=", "!=", "exists", "!exists"]
+    value: str = ""
+
+    def __call__(self, labels: dict[str, str]) -> bool:
+        if self.operator == "exists":
+            return self.key in labels
+        if self.operator == "!exists":
+            return self.key not in labels
+        if self.operator == "!=":
+            return labels.get(self.key) != self.value
+        return labels.get(self.key) == self.value
+
+
+def parse_label_selector(selector: str) -> list[LabelRequirement]:
+    """The terms of an equality-based label selector (``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``)."""
+    requirements: list[LabelRequirement] = []
     for raw in selector.split(","):
         term = raw.strip()
         if not term:
@@ -133,17 +151,16 @@ def parse_label_selector(selector: str) -> list[Callable[[dict[str, str]], bool]
         if " in " in term or " notin " in term or "(" in term:
             raise ValueError(f"set-based selector not supported by the emulator: {term!r}")
         if term.startswith("!"):
-            key = term[1:].strip()
-            predicates.append(lambda labels, key=key: key not in labels)
+            requirements.append(LabelRequirement(term[1:].strip(), "!exists"))
         elif "!=" in term:
-            key, value = (part.strip() for part in term.split("!=", 1))
-            predicates.append(lambda labels, key=key, value=value: labels.get(key) != value)
+            key, value = term.split("!=", 1)
+            requirements.append(LabelRequirement(key.strip(), "!=", value.strip()))
         elif "=" in term:
-            key, value = (part.strip() for part in term.replace("==", "=").split("=", 1))
-            predicates.append(lambda labels, key=key, value=value: labels.get(key) == value)
+            key, value = term.replace("==", "=").split("=", 1)
+            requirements.append(LabelRequirement(key.strip(), "=", value.strip()))
         else:
-            predicates.append(lambda labels, key=term: key in labels)
-    return predicates
+            requirements.append(LabelRequirement(term, "exists"))
+    return requirements
 
 
 def _field(obj: dict[str, Any], path: str) -> Any:
@@ -679,16 +696,17 @@ class _Cluster:
             return
         await asyncio.sleep(script.pending_seconds)
         if script.waiting_reason:
-            message = script.waiting_message or f"{script.waiting_reason}: image cannot be pulled"
-            self._set(pod, state={"waiting": {"reason": script.waiting_reason, "message": message}})
-            self._event(pod, "Warning", "Failed", message)
+            waiting = script.waiting_message or f"{script.waiting_reason}: image cannot be pulled"
+            self._set(pod, state={"waiting": {"reason": script.waiting_reason, "message": waiting}})
+            self._event(pod, "Warning", "Failed", waiting)
             return
         self._start(pod)
         pod.finish = asyncio.get_running_loop().create_future()
+        outcome: tuple[int, str | None, str | None]
         if script.run_seconds is None:
             for line in script.logs:
                 pod.logs.append((_now(), line))
-            exit_code, reason, message = await pod.finish
+            outcome = await pod.finish
         else:
             step = script.run_seconds / (len(script.logs) + 1)
             for line in script.logs:
@@ -696,11 +714,12 @@ class _Cluster:
                 pod.logs.append((_now(), line))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(pod.finish), step)
-            exit_code, reason, message = (
+            outcome = (
                 pod.finish.result()
                 if pod.finish.done()
                 else (script.exit_code, script.reason, script.termination_message)
             )
+        exit_code, reason, message = outcome
         if reason == "OOMKilled":
             self._event(pod, "Warning", "OOMKilling", "Memory cgroup out of memory")
         self._terminate(pod, exit_code, reason, message)
@@ -964,9 +983,8 @@ async def _serve(cluster: _Cluster, host: str, port: int) -> tuple[web.AppRunner
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    assert server is not None
-    sockets = getattr(server, "sockets", None) or ()
+    # The bound port (port 0 asks the OS for a free one).
+    sockets: Any = getattr(site._server, "sockets", None) or []
     return runner, int(sockets[0].getsockname()[1])
 
 

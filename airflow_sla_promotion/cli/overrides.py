@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import getpass
 import json
 import os
@@ -15,6 +17,7 @@ from airflow_sla_promotion.cli.common import CliError, emit
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
 
     from airflow_sla_promotion.config import ProviderSettings
     from airflow_sla_promotion.config_store import JobConfigStore
@@ -84,8 +87,28 @@ def _add(
 
 # --- handlers ------------------------------------------------------------------------------------------
 
+Answer = tuple[dict[str, Any], int]
 
-def _promote(args: argparse.Namespace) -> int:
+
+def _json_on_stdout(handler: Callable[[argparse.Namespace], Answer]) -> Callable[[argparse.Namespace], int]:
+    """Run a command with stdout sent to stderr, then print only its JSON answer on stdout.
+
+    Airflow's own log lines (configuration, connection lookup, hook retries) go to stdout by default and
+    would break the JSON a script reads.
+    """
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        with contextlib.redirect_stdout(sys.stderr):
+            answer, code = handler(args)
+        emit(answer)
+        return code
+
+    return run
+
+
+@_json_on_stdout
+def _promote(args: argparse.Namespace) -> Answer:
     from airflow_sla_promotion.spec import PromotionDecision, PromotionEvaluation
 
     job_id, store, settings = _open(args.job_file)
@@ -111,7 +134,8 @@ def _promote(args: argparse.Namespace) -> int:
     return _report("promote", outcome, airflow=airflow)
 
 
-def _reject(args: argparse.Namespace) -> int:
+@_json_on_stdout
+def _reject(args: argparse.Namespace) -> Answer:
     from airflow_sla_promotion.spec import PromotionDecision, PromotionEvaluation
 
     job_id, store, settings = _open(args.job_file)
@@ -148,7 +172,8 @@ def _reject(args: argparse.Namespace) -> int:
     return _report("reject", outcome, airflow=None, airflow_steps=False)
 
 
-def _rollback(args: argparse.Namespace) -> int:
+@_json_on_stdout
+def _rollback(args: argparse.Namespace) -> Answer:
     from airflow_sla_promotion.config_store import ConfigStoreError
 
     job_id, store, _ = _open(args.job_file)
@@ -177,7 +202,8 @@ def _rollback(args: argparse.Namespace) -> int:
     return _report("rollback", outcome, airflow=airflow)
 
 
-def _resubmit(args: argparse.Namespace) -> int:
+@_json_on_stdout
+def _resubmit(args: argparse.Namespace) -> Answer:
     from airflow_sla_promotion.workflow import PromotionException, PromotionWorkflowManager
 
     job_id, store, settings = _open(args.job_file)
@@ -191,7 +217,8 @@ def _resubmit(args: argparse.Namespace) -> int:
     return _report("resubmit", outcome, airflow=airflow)
 
 
-def _history(args: argparse.Namespace) -> int:
+@_json_on_stdout
+def _history(args: argparse.Namespace) -> Answer:
     from airflow_sla_promotion.config_store import ConfigStoreError
 
     job_id, store, _ = _open(args.job_file)
@@ -205,8 +232,7 @@ def _history(args: argparse.Namespace) -> int:
         answer["status"] = job.status
         answer["entries"] = [entry.model_dump(mode="json") for entry in job.promotion_history]
     answer["versions"] = [record.as_dict() for record in store.history(job_id)]
-    emit(answer)
-    return 0
+    return answer, 0
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -351,8 +377,8 @@ def _sync_dags(job_id: str, status: str, airflow: _ApiDags | None) -> dict[str, 
 
 def _report(
     command: str, outcome: dict[str, Any], *, airflow: _ApiDags | None, airflow_steps: bool = True
-) -> int:
-    """Print the outcome; exit 1 when the file changed but an Airflow-side step failed."""
+) -> Answer:
+    """The answer, and exit status 1 (with a warning) when the file changed but an Airflow-side step failed."""
     steps = outcome.get("steps") or {}
     failed = [name for name, status in steps.items() if str(status).startswith("failed")]
     answer = {"command": command, **outcome}
@@ -360,8 +386,7 @@ def _report(
         answer["airflow_api"] = (
             f"connection {airflow.conn_id}" if airflow else "not configured: Airflow-side steps skipped"
         )
-    emit(answer)
     if failed:
         print(f"sla-promotion: warning: {command}: pending steps: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+        return answer, 1
+    return answer, 0

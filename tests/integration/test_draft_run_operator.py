@@ -187,6 +187,20 @@ def test_image_pull_failure_is_recorded(scripted_kube_emulator: KubeEmulator, ku
     assert execution.resource_usage is None
 
 
+def test_a_pod_that_never_starts_is_recorded_as_a_timeout(
+    scripted_kube_emulator: KubeEmulator, kubeconfig: Path
+) -> None:
+    scripted_kube_emulator.add_script(PodScript(schedule=False))
+    op = operator(make_job(), config_file=str(kubeconfig), schedule_timeout_seconds=1)
+    context = task_context(op, run_id=RUN_ID)
+    with pytest.raises(AirflowException):
+        op.execute(context)
+    execution = DraftExecution.model_validate(context["ti"].xcoms["draft_execution"])
+    assert execution.status == "failed"
+    assert execution.failure_reason.startswith("timeout: the pod never started (phase Pending")
+    assert execution.actual_runtime_minutes == 0
+
+
 SCRIPTED_REPORT = json.dumps(
     {
         "v": 1,

@@ -178,28 +178,21 @@ def build_promotion_dag(
     job: IngestionJob, plan: DraftPlan, jobs_folder: str | os.PathLike[str] | None = None
 ) -> DAG:
     """``<job_id>__promotion``: wait for enough draft runs, then promote or reject, daily over the window."""
-    from airflow.sdk import DAG, EventsTimetable
+    from airflow.sdk import DAG
 
     from airflow_sla_promotion.operators.promotion import PromotionOperator
     from airflow_sla_promotion.sensors.draft_runs import DraftRunsSensor
 
     start, end = draft_window(job, plan)
-    schedule: Any
-    if end is None:
-        schedule = EVALUATION_INTERVAL
-    else:
-        # The plan's evaluation dates, continued daily up to the end of an extended window, which is
-        # itself the last evaluation.
-        schedule = EventsTimetable(
-            event_dates=evaluation_schedule(plan.evaluation_dates, end),
-            presorted=True,
-            description=f"daily until {end:%Y-%m-%d %H:%M} UTC",
-        )
+    # Daily from the plan's first evaluation date (a day into the window) until the window's end, so
+    # the runs fall on the plan's evaluation dates and continue over an extension. (An EventsTimetable
+    # of the dates would say the same but does not survive DAG serialization in Airflow 3.3.2.)
+    first_evaluation = min(plan.evaluation_dates) if job.draft.started_at and plan.evaluation_dates else start
     with DAG(
         dag_id=promotion_dag_id(job.job_id),
         description=_description(job, "promotion decision over the draft runs"),
-        schedule=schedule,
-        start_date=start,
+        schedule=EVALUATION_INTERVAL,
+        start_date=first_evaluation,
         end_date=end,
         catchup=False,
         auto_register=False,
@@ -212,19 +205,6 @@ def build_promotion_dag(
         promote = PromotionOperator(task_id=PROMOTE_TASK_ID, job=job, draft_dag_id=draft_dag_id(job.job_id))
         wait >> promote
     return dag
-
-
-def evaluation_schedule(evaluation_dates: Iterable[datetime], window_ends_at: datetime) -> list[datetime]:
-    """The evaluation dates inside the window, then daily after the last one, ending at the window's end."""
-    dates = sorted(date for date in evaluation_dates if date <= window_ends_at)
-    moment = dates[-1] if dates else None
-    if moment is not None:
-        while moment + EVALUATION_INTERVAL < window_ends_at:
-            moment += EVALUATION_INTERVAL
-            dates.append(moment)
-    if not dates or dates[-1] != window_ends_at:
-        dates.append(window_ends_at)
-    return dates
 
 
 def build_production_dag(

@@ -245,9 +245,9 @@ def test_a_written_draft_window_bounds_the_draft_and_promotion_dags(dag_folder: 
     draft = bag.dags["customers_daily__draft"]
     assert (draft.start_date, draft.end_date) == (started, extended_to)
     promotion = bag.dags["customers_daily__promotion"]
-    assert (promotion.start_date, promotion.end_date) == (started, extended_to)
-    # Daily evaluations over the 7-day plan, continued over the extension, the last at the window's end.
-    assert promotion.timetable.event_dates == [started + timedelta(days=day) for day in range(1, 10)]
+    # Daily from the plan's first evaluation date (a day in) over the extended window.
+    assert (promotion.start_date, promotion.end_date) == (started + timedelta(days=1), extended_to)
+    assert promotion.timetable.delta == timedelta(days=1)
     assert serialize(promotion)
 
 
@@ -259,18 +259,7 @@ def test_a_draft_window_without_an_end_gets_the_plan_length(dag_folder: Path) ->
     bag = dag_bag(dag_folder)
 
     assert bag.dags["orders_hourly__draft"].end_date == started + timedelta(days=7)
-    assert bag.dags["orders_hourly__promotion"].timetable.event_dates[-1] == started + timedelta(days=7)
-
-
-def test_evaluation_schedule_of_a_shortened_window_ends_at_the_window() -> None:
-    start = datetime(2026, 3, 1, tzinfo=UTC)
-    dates = [start + timedelta(days=day) for day in range(1, 8)]
-
-    assert dag_factory.evaluation_schedule(dates, start + timedelta(days=2, hours=6)) == [
-        start + timedelta(days=1),
-        start + timedelta(days=2),
-        start + timedelta(days=2, hours=6),
-    ]
+    assert bag.dags["orders_hourly__promotion"].end_date == started + timedelta(days=7)
 
 
 # --- broken job files ---------------------------------------------------------------------------------
@@ -282,32 +271,36 @@ def test_broken_job_files_become_placeholders_and_hide_nothing(
     monkeypatch.delenv(RELAXED)
     jobs = dag_folder.parent / "jobs"
     strict = {key: value for key, value in load_example("orders_hourly").items() if key != "promotion"}
-    write_job(jobs, strict)
     write_job(jobs, {**strict, "job_id": "payments"})
+    write_job(jobs, {**strict, "job_id": "refunds", "status": "active", "namespace": "prod-ingestion-ns"})
     (jobs / "bad-yaml.yaml").write_text("job_id: bad-yaml\nschedule_config: [unclosed\n")
-    write_job(jobs, {**strict, "job_id": "typo", "resource_requirement": {"cpu_cores": 1}})
+    typo = {key: value for key, value in strict.items() if key != "resource_requirements"}
+    write_job(jobs, {**typo, "job_id": "typo", "resource_requirement": strict["resource_requirements"]})
     write_job(jobs, {**strict, "job_id": "relaxed", "promotion": {"min_successful_runs": 1}})
-    write_job(jobs, strict, "orders-copy")  # a second file declaring job_id orders_hourly
-    (jobs / ".orders_hourly.yaml.lock").write_text("")  # hidden files are not job files
+    # Two files declaring the same job_id: both are errors.
+    write_job(jobs, strict)
+    write_job(jobs, strict, "orders-copy")
+    (jobs / ".payments.yaml.lock").write_text("")  # hidden files are not job files
 
     bag = dag_bag(dag_folder)
 
     assert not bag.import_errors, bag.import_errors
     assert set(bag.dags) == {
-        "orders_hourly__draft",
-        "orders_hourly__promotion",
         "payments__draft",
         "payments__promotion",
+        "refunds",
         "bad-yaml__invalid",
         "typo__invalid",
         "relaxed__invalid",
+        "orders_hourly__invalid",
         "orders-copy__invalid",
     }
     problems = {
-        "bad-yaml__invalid": ("<yaml>", "line 2"),
+        "bad-yaml__invalid": ("<yaml>", "line 3, column 1: did not find expected ',' or ']'"),
         "typo__invalid": ("resource_requirement", "Extra inputs are not permitted"),
         "relaxed__invalid": ("promotion.min_successful_runs", "relaxes the provider's criterion"),
-        "orders-copy__invalid": ("job_id", "must equal the file name stem"),
+        "orders_hourly__invalid": ("job_id", "duplicate job_id 'orders_hourly' (also in orders-copy.yaml)"),
+        "orders-copy__invalid": ("job_id", "duplicate job_id 'orders_hourly' (also in orders_hourly.yaml)"),
     }
     for dag_id, (field, message) in problems.items():
         placeholder = bag.dags[dag_id]
@@ -318,8 +311,24 @@ def test_broken_job_files_become_placeholders_and_hide_nothing(
         assert placeholder.is_paused_upon_creation is True
         assert set(placeholder.tags) == {"sla-promotion", "phase:invalid"}
         assert serialize(placeholder)
-    # The typo'd file also lacks a required key: one placeholder lists both problems.
-    assert "resource_requirements" in bag.dags["typo__invalid"].doc_md
+    # One placeholder per file lists every problem of it: the typo'd file also lacks the real key,
+    # the copy's name also differs from its job_id.
+    assert "`resource_requirements` | Field required" in bag.dags["typo__invalid"].doc_md
+    assert "must equal the file name stem" in bag.dags["orders-copy__invalid"].doc_md
+
+
+def test_a_job_whose_dags_cannot_be_built_becomes_a_placeholder(dag_folder: Path) -> None:
+    jobs = dag_folder.parent / "jobs"
+    write_job(jobs, as_active(load_example("orders_hourly")) | {"namespace": None})
+    write_job(jobs, {**load_example("customers_daily")})
+
+    bag = dag_bag(dag_folder)
+
+    assert not bag.import_errors, bag.import_errors
+    assert set(bag.dags) == {"orders_hourly__invalid", "customers_daily__draft", "customers_daily__promotion"}
+    description = bag.dags["orders_hourly__invalid"].description
+    assert description.startswith("Invalid job file: orders_hourly.yaml: <dag>: cannot build its DAGs: ")
+    assert "has no namespace" in description
 
 
 def test_a_missing_jobs_folder_is_reported_not_raised(

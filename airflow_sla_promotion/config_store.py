@@ -301,6 +301,11 @@ def _dump(rt: Any, data: CommentedMap) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+def _snapshot(document: CommentedMap) -> str:
+    """The document's data (keys in order, values) as text: equal snapshots mean nothing was changed."""
+    return json.dumps(document, default=repr)
+
+
 def _plain(value: Any) -> Any:
     """JSON-safe copy of a value for the job file (no pydantic objects, no pendulum times)."""
     return json.loads(json.dumps(value, default=str))
@@ -459,9 +464,9 @@ class JobConfigStore:
             before = self.read_bytes(job_id)
             current = self._validate(job_id, before)
             rt, document = _round_trip_yaml(before.decode("utf-8"))
-            _, pristine = _round_trip_yaml(before.decode("utf-8"))
+            snapshot = _snapshot(document)
             mutate(document, current)
-            if document == pristine and not record_unchanged:
+            if _snapshot(document) == snapshot and not record_unchanged:
                 return StoreUpdate(job=current, changed=False)
 
             version = self._next_version(job_id)

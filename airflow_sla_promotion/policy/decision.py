@@ -291,6 +291,7 @@ class PromotionDecisionEngine:
                 0.001,
                 MIN_CPU_CORES,
                 "average CPU use",
+                "cores",
             ),
             (
                 "memory_gb",
@@ -299,9 +300,10 @@ class PromotionDecisionEngine:
                 1 / 1024,
                 MIN_MEMORY_GB,
                 "peak memory",
+                "GiB",
             ),
         )
-        for field, usage, now_value, step, floor, label in observed:
+        for field, usage, now_value, step, floor, label, unit in observed:
             if usage is None:
                 continue
             efficiency = usage / now_value
@@ -314,8 +316,8 @@ class PromotionDecisionEngine:
                 "current": now_value,
                 "recommended": recommended,
                 "reason": (
-                    f"{label} {usage:g} is {efficiency:.0%} of {now_value:g} (ideal 70-90%); "
-                    f"{recommended:g} puts it at {usage / recommended:.0%}"
+                    f"{label} {usage:g} {unit} is {efficiency:.0%} of {now_value:g} {unit} (ideal 70-90%); "
+                    f"{recommended:g} {unit} puts it at {usage / recommended:.0%}"
                 ),
             }
         observed_p90 = data["p90_runtime_minutes"]

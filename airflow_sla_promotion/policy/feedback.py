@@ -26,7 +26,7 @@ _METRIC_ADVICE = {
     "memory_gb, and report usage with job_report.report()",
     "data_quality": "data-quality checks fail, warn, or are missing: fix the failing checks and report them",
     "error_rate": "runs fail, retry, or drop records: fix the failures and the failed records",
-    "sla_compliance": "runs miss the per-run SLA (max_runtime, data_freshness)",
+    "sla_compliance": "runs miss the job's per-run SLA checks (max_runtime, data_freshness)",
 }
 
 

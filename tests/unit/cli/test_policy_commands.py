@@ -353,3 +353,16 @@ def test_relaxed_criteria_are_accepted_when_the_provider_allows_them(
     assert code == 0
     _, answer, _ = run_cli(capsys, "decide", str(job), str(runs_json(tmp_path, make_runs(1))), "--now", NOW)
     assert answer["promotion_decision"]["decision"] == "promote"
+
+
+def test_the_interim_demo_prints_one_promote_and_one_reject(capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow_sla_promotion.devtools import cli_demo
+
+    assert cli_demo.main([]) == 0
+    out = capsys.readouterr().out
+    assert "job orders_ingest: PROMOTE" in out
+    assert "job clickstream_ingest: REJECT" in out
+    assert out.rstrip().splitlines()[-2:] == [
+        f"{'clickstream_ingest':<30} reject",
+        f"{'orders_ingest':<30} promote",
+    ]

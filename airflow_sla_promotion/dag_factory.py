@@ -120,7 +120,7 @@ def build_job_dags(
         plan = planner.create_plan(job, job.draft.started_at or FALLBACK_START_DATE)
         return [
             build_draft_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs),
-            build_promotion_dag(job, plan, jobs_folder),
+            build_promotion_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs),
         ]
     if job.status == "active":
         return [build_production_dag(job, jobs_folder, pod_kwargs=pod_kwargs)]
@@ -149,7 +149,7 @@ def build_draft_dag(
     pod_kwargs: Mapping[str, Any] | None = None,
 ) -> DAG:
     """``<job_id>__draft``: DraftRunOperator in the draft namespace on the plan's test interval."""
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, DeltaTriggerTimetable
 
     from airflow_sla_promotion.operators.draft_run import DraftRunOperator
 
@@ -158,7 +158,9 @@ def build_draft_dag(
     with DAG(
         dag_id=draft_dag_id(job.job_id),
         description=_description(job, f"draft runs every {plan.test_interval} in {plan.draft_namespace}"),
-        schedule=interval,
+        # Trigger timetables, explicitly: a run fires at its time, not one interval later, whatever
+        # [scheduler] create_cron_data_intervals / create_delta_data_intervals say.
+        schedule=DeltaTriggerTimetable(interval),
         start_date=start,
         end_date=end,
         catchup=False,
@@ -175,10 +177,18 @@ def build_draft_dag(
 
 
 def build_promotion_dag(
-    job: IngestionJob, plan: DraftPlan, jobs_folder: str | os.PathLike[str] | None = None
+    job: IngestionJob,
+    plan: DraftPlan,
+    jobs_folder: str | os.PathLike[str] | None = None,
+    *,
+    pod_kwargs: Mapping[str, Any] | None = None,
 ) -> DAG:
-    """``<job_id>__promotion``: wait for enough draft runs, then promote or reject, daily over the window."""
-    from airflow.sdk import DAG
+    """``<job_id>__promotion``: wait for enough draft runs, then promote or reject, daily over the window.
+
+    ``promote`` rewrites the job file in ``jobs_folder`` and deletes leftover draft pods through the
+    same Kubernetes connection or kubeconfig as the draft runs (``pod_kwargs``).
+    """
+    from airflow.sdk import DAG, DeltaTriggerTimetable
 
     from airflow_sla_promotion.operators.promotion import PromotionOperator
     from airflow_sla_promotion.sensors.draft_runs import DraftRunsSensor
@@ -191,7 +201,7 @@ def build_promotion_dag(
     with DAG(
         dag_id=promotion_dag_id(job.job_id),
         description=_description(job, "promotion decision over the draft runs"),
-        schedule=EVALUATION_INTERVAL,
+        schedule=DeltaTriggerTimetable(EVALUATION_INTERVAL),
         start_date=first_evaluation,
         end_date=end,
         catchup=False,
@@ -202,7 +212,19 @@ def build_promotion_dag(
         doc_md=_doc_md(job, "promotion", jobs_folder, plan=plan),
     ) as dag:
         wait = DraftRunsSensor(task_id=SENSOR_TASK_ID, job=job, draft_dag_id=draft_dag_id(job.job_id))
-        promote = PromotionOperator(task_id=PROMOTE_TASK_ID, job=job, draft_dag_id=draft_dag_id(job.job_id))
+        pods = _checked_pod_kwargs(pod_kwargs)
+        cleanup: dict[str, Any] = {}
+        if "kubernetes_conn_id" in pods:
+            cleanup["kubernetes_conn_id"] = pods["kubernetes_conn_id"]
+        if "config_file" in pods:
+            cleanup["kube_config_file"] = pods["config_file"]
+        promote = PromotionOperator(
+            task_id=PROMOTE_TASK_ID,
+            job=job,
+            draft_dag_id=draft_dag_id(job.job_id),
+            jobs_folder=None if jobs_folder is None else str(jobs_folder),
+            **cleanup,
+        )
         wait >> promote
     return dag
 
@@ -214,14 +236,14 @@ def build_production_dag(
     pod_kwargs: Mapping[str, Any] | None = None,
 ) -> DAG:
     """``<job_id>``: the promoted job on its production cron, namespace and (adjusted) resources."""
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, CronTriggerTimetable
 
     from airflow_sla_promotion.operators.draft_run import DraftRunOperator
 
     with DAG(
         dag_id=job.job_id,
         description=_description(job, f"production, {job.schedule_config.cron} in {job.namespace or '?'}"),
-        schedule=job.schedule_config.cron,
+        schedule=CronTriggerTimetable(job.schedule_config.cron, timezone="UTC"),
         start_date=job.promoted_at or FALLBACK_START_DATE,
         catchup=False,
         auto_register=False,

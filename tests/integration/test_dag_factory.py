@@ -118,6 +118,8 @@ def test_example_dag_file_builds_draft_and_promotion_dags_for_every_example(
         assert set(promotion.tags) == {"sla-promotion", f"tenant:{expected['tenant']}", "phase:promotion"}
         assert promotion.task_dict["wait_for_draft_runs"].downstream_task_ids == {"promote"}
         assert promotion.task_dict["promote"].draft_dag_id == f"{job_id}__draft"
+        # The promotion rewrites the very file the DAGs were built from.
+        assert promotion.task_dict["promote"].jobs_folder == str(DAGS / "jobs")
         for dag in (draft, promotion):
             assert dag.fileloc == str(DAG_FILE)
             assert serialize(dag)
@@ -193,6 +195,7 @@ def test_each_example_in_each_status(job_id: str, dag_folder: Path) -> None:
     draft = bag.dags[f"{job_id}-draft__draft"]
     assert draft.timetable.delta == expected["interval"]
     assert draft.task_dict["draft_run"].namespace == "draft-ingestion-ns"
+    assert bag.dags[f"{job_id}-draft__promotion"].task_dict["promote"].jobs_folder == str(jobs)
 
     production = bag.dags[f"{job_id}-active"]
     assert type(production.timetable).__name__ == "CronTriggerTimetable"

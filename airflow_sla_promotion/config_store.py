@@ -407,8 +407,13 @@ class JobConfigStore:
             raise ConfigStoreError(
                 f"job {job_id!r} is being changed by another process (lock not free after {self.lock_timeout} s)"
             ) from None
+        except OSError as error:
+            raise ConfigStoreError(f"cannot lock job {job_id!r} in {self.folder}: {error}") from None
         try:
             yield
+        except OSError as error:
+            # Typically a jobs folder that is not writable by this process (see docs: shared, writable).
+            raise ConfigStoreError(f"cannot write job {job_id!r} in {self.folder}: {error}") from None
         finally:
             lock.release()
 
@@ -474,8 +479,7 @@ class JobConfigStore:
             if reason:
                 entry["reason"] = reason
             entry["from_status"] = current.status
-            to_status = document.get("status", "draft")
-            entry["to_status"] = to_status
+            entry["to_status"] = document.get("status", "draft")
             entry["previous_version"] = version
             if details:
                 entry["details"] = _plain(dict(details))

@@ -467,13 +467,11 @@ class PromotionWorkflowManager:
         days = job.criteria().test_execution_days
         max_extensions = self.settings.max_draft_extensions
         failed = list(decision.failed_criteria)
-        new_end: dict[str, datetime] = {}
 
         def edit(document: CommentedMap, current: IngestionJob) -> None:
             plan = plan_for(current)
             previous = plan.window_ends_at
             window_ends_at = max(previous or now, now) + timedelta(days=days)
-            new_end["at"] = window_ends_at
             draft = self._draft_map(document)
             draft["window_ends_at"] = yaml_time(window_ends_at)
             if draft.get("extensions") is None:
@@ -504,6 +502,7 @@ class PromotionWorkflowManager:
         )
         applied_now = plan.kind == "extend"
         extensions = current.draft.extensions
+        window_ends_at = current.draft.window_ends_at if applied_now else plan.window_ends_at
         outcome: dict[str, Any] = {
             "status": "extended",
             "job_id": job_id,
@@ -511,15 +510,14 @@ class PromotionWorkflowManager:
             "version": update.version if update else None,
             "failed_criteria": failed,
             "previous_window_ends_at": _iso(extensions[-1].previous_window_ends_at) if applied_now else None,
-            "window_ends_at": _iso(current.draft.window_ends_at),
+            "window_ends_at": _iso(window_ends_at),
             "extensions_used": len(extensions),
             "max_extensions": max_extensions,
             "message": (
                 f"only evidence was short ({', '.join(failed)}): draft window of job {job_id} extended by "
-                f"{days} day(s) to {_iso(new_end.get('at'))}"
+                f"{days} day(s) to {_iso(window_ends_at)}"
                 if applied_now
-                else f"draft window of job {job_id} is open until {_iso(current.draft.window_ends_at)}; "
-                "not extended again"
+                else f"the draft window of job {job_id} is still open until {_iso(window_ends_at)}; nothing changed"
             ),
         }
         steps = [self._notify_step("extended", current, outcome)]

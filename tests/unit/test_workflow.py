@@ -395,13 +395,15 @@ def test_short_evidence_extends_the_window_instead_of_rejecting(ports: Ports) ->
 
 def test_the_same_extension_is_not_applied_twice(ports: Ports) -> None:
     evaluation = reject_decision("min_successful_runs")
-    ports.apply(evaluation)
+    first = ports.apply(evaluation)
     content = ports.path.read_bytes()
 
     again = ports.apply(evaluation, now=NOW + timedelta(minutes=1))
 
     assert again["status"] == "extended"
     assert again["changed"] is False
+    assert again["window_ends_at"] == first["window_ends_at"]
+    assert "still open" in again["message"]
     assert ports.path.read_bytes() == content
     assert len(ports.notifier.events) == 1
 

@@ -183,7 +183,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     settings = provider_settings()
     job = load_job_file(args.job, settings)
-    start = parse_time(args.start, "--start")
+    start = (
+        job.draft.started_at
+        if args.start is None and job.draft.started_at
+        else parse_time(args.start, "--start")
+    )
     plan = DraftExecutionManager(draft_namespace=settings.draft_namespace).create_plan(job, start)
     emit(plan, args.format)
     return 0
@@ -267,7 +271,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    emit(SCHEMAS[args.kind].model_json_schema())
+    emit(SCHEMAS[args.kind].model_json_schema(), args.format)
     return 0
 
 
@@ -284,7 +288,10 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
     plan = command("plan", cmd_plan, "Draft plan of a job: test frequency, test resources, evaluation dates.")
     plan.add_argument("job", metavar="JOB.yaml")
-    plan.add_argument("--start", help="start of the test window (ISO 8601 with timezone; default: now)")
+    plan.add_argument(
+        "--start",
+        help="start of the test window (ISO 8601 with timezone; default: the job's draft.started_at, else now)",
+    )
 
     score = command("score", cmd_score, "Score one draft run on the five metrics.")
     score.add_argument("job", metavar="JOB.yaml")

@@ -106,7 +106,7 @@ class PromotionDecisionEngine:
         all_runs = list(draft_executions)
         started = job.draft.started_at
         runs = sort_runs([run for run in all_runs if started is None or run.created_at >= started])
-        evaluation_data = self._collect_evaluation_data(job, runs, now)
+        evaluation_data = self._collect_evaluation_data(job, runs, criteria, now)
         evaluation_data["ignored_executions"] = len(all_runs) - len(runs)
         criteria_results = self._check_promotion_criteria(evaluation_data, criteria)
         decision = self._make_promotion_decision(job, criteria, criteria_results, evaluation_data)
@@ -125,29 +125,28 @@ class PromotionDecisionEngine:
         )
 
     def _collect_evaluation_data(
-        self, job: IngestionJob, runs: list[DraftExecution], now: datetime
+        self, job: IngestionJob, runs: list[DraftExecution], criteria: PromotionCriteria, now: datetime
     ) -> dict[str, Any]:
         successful = [run for run in runs if run.status == "completed"]
         evidence = assess_evidence(
             [RunEvidence(created_at=run.created_at, succeeded=run.status == "completed") for run in runs],
-            job.criteria(),
+            criteria,
             job.draft.started_at,
         )
-        evaluations = [self.evaluator.evaluate_draft_execution(run, job) for run in runs]
+        # The lean per-run path (scores only): evaluate_draft_execution's details are not needed here.
+        score_run, overall_score = self.evaluator.score_run, self.evaluator.overall_score
+        scores = [score_run(run, job) for run in runs]
         # Composite: mean over all runs, a failed run counting 0.0.
         run_scores = [
-            evaluation.overall_score if run.status == "completed" else 0.0
-            for run, evaluation in zip(runs, evaluations, strict=True)
+            overall_score(run_metrics) if run.status == "completed" else 0.0
+            for run, run_metrics in zip(runs, scores, strict=True)
+        ]
+        successful_scores = [
+            run_metrics for run, run_metrics in zip(runs, scores, strict=True) if run.status == "completed"
         ]
         metric_scores = {
-            metric: _mean(
-                [
-                    float(evaluation.evaluation_results[metric]["score"])
-                    for run, evaluation in zip(runs, evaluations, strict=True)
-                    if run.status == "completed"
-                ]
-            )
-            for metric in METRICS
+            metric: _mean([float(run_metrics[index]) for run_metrics in successful_scores])
+            for index, metric in enumerate(METRICS)
         }
         runtimes = [run.actual_runtime_minutes for run in successful]
         cpu = [run.resource_usage.avg_cpu_utilization for run in successful if run.resource_usage is not None]

@@ -366,3 +366,13 @@ def test_the_interim_demo_prints_one_promote_and_one_reject(capsys: pytest.Captu
         f"{'clickstream_ingest':<30} reject",
         f"{'orders_ingest':<30} promote",
     ]
+
+
+def test_plan_starts_at_the_draft_window_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = write_job(tmp_path, job_data(draft={"started_at": "2026-03-02T00:00:00Z"}))
+    _, plan, _ = run_cli(capsys, "plan", str(job))
+    assert plan["evaluation_dates"][0] == "2026-03-03T00:00:00Z"
+    _, plan, _ = run_cli(capsys, "plan", str(job), "--start", "2026-04-01T00:00:00+02:00")
+    assert plan["evaluation_dates"][0] == "2026-04-02T00:00:00+02:00"

@@ -9,7 +9,6 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +47,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         help="a promotion report (or `decide` answer) whose target namespace and resource adjustments to apply",
     )
     reject = _add(
-        commands, "reject", "Reject a draft job by hand (audited; never extends the window).", _reject
+        commands,
+        "reject",
+        "Reject a draft job by hand (audited; never extends the window).",
+        _reject,
+        airflow_steps=False,
     )
     reject.add_argument("--reason", required=True, help="why; becomes the job's promotion feedback")
     rollback = _add(
@@ -65,17 +68,28 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         _resubmit,
     )
     resubmit.add_argument("--reason", required=True, help="what was fixed; recorded in the job's history")
-    _add(commands, "history", "Show a job's promotion history and its saved versions.", _history)
+    _add(
+        commands,
+        "history",
+        "Show a job's promotion history and its saved versions.",
+        _history,
+        airflow_steps=False,
+    )
 
 
 def _add(
-    commands: argparse._SubParsersAction[Any], name: str, summary: str, handler: Any
+    commands: argparse._SubParsersAction[Any],
+    name: str,
+    summary: str,
+    handler: Any,
+    *,
+    airflow_steps: bool = True,
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
-        name, help=summary, description=summary, epilog=_EPILOG
+        name, help=summary, description=summary, epilog=_EPILOG if airflow_steps else None
     )
     parser.add_argument("job_file", metavar="JOB_FILE", type=Path, help="the job's <job_id>.yaml")
-    if name != "history":
+    if airflow_steps:
         parser.add_argument(
             "--airflow-conn-id",
             default=DEFAULT_AIRFLOW_CONN_ID,
@@ -326,7 +340,7 @@ class _ApiDags:
     def __init__(self, conn_id: str) -> None:
         self.conn_id = conn_id
 
-    @cached_property
+    @functools.cached_property
     def hook(self) -> Any:
         from airflow_sla_promotion.hooks.airflow_api import AirflowApiHook
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _CRITERIA_COLUMNS = (
     ("min_successful_runs", "required", "actual"),
@@ -39,7 +42,7 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
-def table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     """Rows under headers, columns padded to their widest cell."""
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
     lines = [headers, tuple("-" * width for width in widths), *rows]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import textwrap
+import threading
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,8 @@ from tests.integration.draft_history import T0, record, run_draft, write_job, wr
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from tests.integration.api_server import ApiServer
 
 pytestmark = pytest.mark.integration
 api_server = api_server_fixture.api_server
@@ -210,3 +214,101 @@ def test_unreadable_metadata_never_promotes(dags_folder: Path, tmp_path: Path) -
     with pytest.raises(DraftEvidenceError, match="cannot read the draft_execution record of run"):
         operator.execute({})  # type: ignore[arg-type]
     assert job_path.read_bytes() == before
+
+
+APPROVAL_DAG = """
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from airflow_sla_promotion.operators.promotion import PromotionOperator
+
+with DAG({dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    PromotionOperator(task_id="promote", job={job_path!r}, kubernetes_conn_id=None, require_approval=True)
+"""
+
+
+class Approver(threading.Thread):
+    """A person answering the Human-in-the-loop request through the REST API (the UI does the same)."""
+
+    def __init__(self, server: ApiServer, dag_id: str, choice: str) -> None:
+        super().__init__(daemon=True)
+        self.server, self.dag_id, self.choice = server, dag_id, choice
+        self.request: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.server.client() as client:
+                deadline = time.monotonic() + 60
+                while self.request is None and time.monotonic() < deadline:
+                    found = client.get(f"/api/v2/dags/{self.dag_id}/dagRuns/~/hitlDetails").json()
+                    pending = [d for d in found.get("hitl_details", []) if not d["response_received"]]
+                    if pending:
+                        self.request = pending[0]
+                    else:
+                        time.sleep(0.3)
+                assert self.request is not None, "no approval was requested"
+                run_id = self.request["task_instance"]["dag_run_id"]
+                answer = client.patch(
+                    f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances/promote/-1/hitlDetails",
+                    json={"chosen_options": [self.choice]},
+                )
+                answer.raise_for_status()
+        except BaseException as error:
+            self.error = error
+
+
+def run_with_approver(
+    dags_folder: Path, api_server: ApiServer, job_path: Path, job_id: str, choice: str
+) -> tuple[Any, dict[str, Any], Approver]:
+    dag_id = f"{job_id}__promotion"
+    dag_file = dags_folder / f"{dag_id}.py"
+    dag_file.write_text(textwrap.dedent(APPROVAL_DAG.format(dag_id=dag_id, job_path=str(job_path))))
+    dag = load_dag_file(dag_file, dag_id)
+    approver = Approver(api_server, dag_id, choice)
+    approver.start()
+    dag_run = dag.test()
+    approver.join(timeout=30)
+    assert approver.error is None, approver.error
+    return dag_run, xcom(dag_id, dag_run.run_id, "promote"), approver
+
+
+class TestApproval:
+    def test_nothing_is_rewritten_before_approval_then_the_decision_is_applied(
+        self, dags_folder: Path, tmp_path: Path, api_server: ApiServer
+    ) -> None:
+        job_id = "promo_approved"
+        lay_down_draft_runs(dags_folder, job_id, [{"day": d, **GOOD_RUN} for d in range(4)])
+        job_path = write_job(tmp_path / "jobs", job_id)
+
+        dag_run, report, approver = run_with_approver(
+            dags_folder, api_server, job_path, job_id, "Apply decision"
+        )
+
+        assert approver.request is not None
+        assert approver.request["subject"] == f"Promote ingestion job {job_id}?"
+        assert "| min_successful_runs" in approver.request["body"]
+        assert approver.request["options"] == ["Apply decision", "Do not apply"]
+        assert report["outcome"]["status"] == "promoted"
+        job = read_job(job_path)
+        assert job["status"] == "active"
+        assert "approved by" in job["promotion_history"][-1]["reason"]
+
+    def test_declined_decision_changes_nothing(
+        self, dags_folder: Path, tmp_path: Path, api_server: ApiServer
+    ) -> None:
+        job_id = "promo_declined"
+        lay_down_draft_runs(dags_folder, job_id, [{"day": d, **GOOD_RUN} for d in range(4)])
+        job_path = write_job(tmp_path / "jobs", job_id)
+        before = job_path.read_bytes()
+
+        dag_run, report, _ = run_with_approver(dags_folder, api_server, job_path, job_id, "Do not apply")
+
+        assert task_state(f"{job_id}__promotion", dag_run.run_id, "promote") == "success"
+        assert report["promotion_decision"]["decision"] == "promote"
+        assert report["outcome"]["status"] == "not_approved"
+        assert job_path.read_bytes() == before
+        assert asset_events(f"sla-promotion://jobs/{job_id}/promoted") == []

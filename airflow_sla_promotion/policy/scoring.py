@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_sla_promotion.policy.feedback import run_recommendations
 from airflow_sla_promotion.spec import PerformanceEvaluation
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from airflow_sla_promotion.spec import DataQualityResults, DraftExecution, IngestionJob
 
@@ -74,12 +74,7 @@ def data_quality_band(results: DataQualityResults | None) -> dict[str, Any]:
     passed = sum(1 for check in checks if check.status == "passed")
     failed = sum(1 for check in checks if check.status == "failed")
     warnings = sum(1 for check in checks if check.status == "warning")
-    if failed == 0:
-        score, status = (1.0, "excellent") if warnings == 0 else (0.8, "good")
-    elif failed / total <= 0.1:
-        score, status = 0.6, "acceptable"
-    else:
-        score, status = 0.3, "poor"
+    score, status = quality_checks_band(total, failed, warnings)
     return {
         "score": score,
         "status": status,
@@ -91,10 +86,27 @@ def data_quality_band(results: DataQualityResults | None) -> dict[str, Any]:
     }
 
 
+def quality_checks_band(total: int, failed: int, warnings: int) -> tuple[float, str]:
+    """Score and status of ``total`` (> 0) quality checks of which ``failed`` failed and ``warnings`` warned."""
+    if failed == 0:
+        return (1.0, "excellent") if warnings == 0 else (0.8, "good")
+    if failed / total <= 0.1:
+        return 0.6, "acceptable"
+    return 0.3, "poor"
+
+
 def data_quality_score(results: DataQualityResults | None) -> float | None:
     """A run's ``data_quality_score`` from its check results; None when it reported no checks."""
-    band = data_quality_band(results)
-    return None if band["status"] == "no_quality_checks" else float(band["score"])
+    checks = results.checks if results is not None else None
+    if not checks:
+        return None
+    failed = warnings = 0
+    for check in checks:
+        if check.status == "failed":
+            failed += 1
+        elif check.status == "warning":
+            warnings += 1
+    return quality_checks_band(len(checks), failed, warnings)[0]
 
 
 def run_quality_score(execution: DraftExecution) -> float | None:
@@ -121,6 +133,92 @@ def record_error_band(share: float) -> float:
     if share <= 0.05:
         return 0.7
     return 0.4
+
+
+class RunScores(NamedTuple):
+    """The five metric scores of one run, in ``METRICS`` order (no details: the fast path for many runs)."""
+
+    runtime_performance: float
+    resource_utilization: float
+    data_quality: float
+    error_rate: float
+    sla_compliance: float
+
+
+def runtime_score(execution: DraftExecution, job: IngestionJob) -> tuple[float, str, float]:
+    """Score, status and actual/estimated ratio of the run's runtime; the estimate must be > 0."""
+    estimated = job.resource_requirements.estimated_runtime_minutes
+    if not estimated > 0:
+        raise ValueError(
+            f"job {job.job_id}: resource_requirements.estimated_runtime_minutes must be > 0, got {estimated}"
+        )
+    ratio = execution.actual_runtime_minutes / estimated
+    score, status = runtime_band(ratio)
+    return score, status, ratio
+
+
+def resource_score(execution: DraftExecution) -> float:
+    """Mean of the CPU and memory efficiency scores; ``NO_DATA_SCORE`` when no usage was reported."""
+    usage = execution.resource_usage
+    if usage is None:
+        return NO_DATA_SCORE
+    allocated = execution.allocated_resources
+    return (
+        efficiency_score(usage.avg_cpu_utilization / allocated.cpu_cores)
+        + efficiency_score(usage.peak_memory_usage_gb / allocated.memory_gb)
+    ) / 2
+
+
+def quality_score(execution: DraftExecution) -> float:
+    """The data-quality metric score: from the checks, else the recorded score, else ``NO_DATA_SCORE``."""
+    score = run_quality_score(execution)
+    return NO_DATA_SCORE if score is None else score
+
+
+def error_score(execution: DraftExecution) -> float:
+    """0.0 for a failed run; else by the share of failed records, at most ``RETRIED_RUN_SCORE`` if retried."""
+    if execution.status == "failed":
+        return 0.0
+    share = failed_record_share(execution)
+    score = 1.0 if share is None else record_error_band(share)
+    if (execution.try_number or 1) > 1:
+        score = min(score, RETRIED_RUN_SCORE)
+    return score
+
+
+def sla_checks(execution: DraftExecution, job: IngestionJob) -> dict[str, dict[str, Any]]:
+    """The job's per-run SLA checks (max_runtime, data_freshness) against this run."""
+    sla = job.sla_requirements
+    checks: dict[str, dict[str, Any]] = {}
+    if sla.max_runtime is not None:
+        checks["max_runtime"] = {
+            "required": sla.max_runtime,
+            "actual": execution.actual_runtime_minutes,
+            "met": execution.actual_runtime_minutes <= sla.max_runtime,
+        }
+    if sla.data_freshness is not None:
+        lag = execution.data_freshness_minutes
+        # A run that reported no data lag has not shown it met the freshness SLA.
+        checks["data_freshness"] = {
+            "required": sla.data_freshness,
+            "actual": lag,
+            "met": lag is not None and lag <= sla.data_freshness,
+        }
+    return checks
+
+
+def sla_score(execution: DraftExecution, job: IngestionJob) -> float:
+    """Share of the job's per-run SLA checks this run met; 1.0 when the job declares none."""
+    sla = job.sla_requirements
+    declared = met = 0
+    if sla.max_runtime is not None:
+        declared += 1
+        met += execution.actual_runtime_minutes <= sla.max_runtime
+    if sla.data_freshness is not None:
+        declared += 1
+        lag = execution.data_freshness_minutes
+        met += lag is not None and lag <= sla.data_freshness
+    return 1.0 if declared == 0 else met / declared
 
 
 def _status_of(score: float) -> str:
@@ -152,6 +250,23 @@ class PerformanceEvaluator:
         if sum(resolved.values()) <= 0:
             raise ValueError("at least one metric weight must be positive")
         self.weights = resolved
+        self._ordered_weights = tuple(resolved[metric] for metric in METRICS)
+        self._total_weight = sum(resolved.values())
+
+    def score_run(self, execution: DraftExecution, job: IngestionJob) -> RunScores:
+        """The five metric scores of one run, without details: what ``evaluate_draft_execution`` scores."""
+        return RunScores(
+            runtime_score(execution, job)[0],
+            resource_score(execution),
+            quality_score(execution),
+            error_score(execution),
+            sla_score(execution, job),
+        )
+
+    def overall_score(self, scores: Sequence[float]) -> float:
+        """The weighted overall score of metric scores given in ``METRICS`` order, rounded, in [0, 1]."""
+        weighted = sum(weight * score for weight, score in zip(self._ordered_weights, scores, strict=True))
+        return min(1.0, max(0.0, rounded(weighted / self._total_weight)))
 
     def evaluate_draft_execution(self, execution: DraftExecution, job: IngestionJob) -> PerformanceEvaluation:
         """All five metrics, the weighted overall score, eligibility and advice for one run."""
@@ -174,25 +289,16 @@ class PerformanceEvaluator:
         )
 
     def _calculate_overall_score(self, results: Mapping[str, Mapping[str, Any]]) -> float:
-        total = sum(self.weights.values())
-        weighted = sum(self.weights[metric] * float(results[metric]["score"]) for metric in METRICS)
-        return min(1.0, max(0.0, rounded(weighted / total)))
+        return self.overall_score([float(results[metric]["score"]) for metric in METRICS])
 
     @staticmethod
     def _evaluate_runtime_performance(execution: DraftExecution, job: IngestionJob) -> dict[str, Any]:
-        actual = execution.actual_runtime_minutes
-        estimated = job.resource_requirements.estimated_runtime_minutes
-        if not estimated > 0:
-            raise ValueError(
-                f"job {job.job_id}: resource_requirements.estimated_runtime_minutes must be > 0, got {estimated}"
-            )
-        ratio = actual / estimated
-        score, status = runtime_band(ratio)
+        score, status, ratio = runtime_score(execution, job)
         return {
             "score": score,
             "status": status,
-            "actual_runtime_minutes": actual,
-            "estimated_runtime_minutes": estimated,
+            "actual_runtime_minutes": execution.actual_runtime_minutes,
+            "estimated_runtime_minutes": job.resource_requirements.estimated_runtime_minutes,
             "performance_ratio": rounded(ratio),
             "variance_percentage": rounded((ratio - 1.0) * 100),
         }
@@ -212,6 +318,7 @@ class PerformanceEvaluator:
         memory_efficiency = usage.peak_memory_usage_gb / allocated.memory_gb
         cpu_score = efficiency_score(cpu_efficiency)
         memory_score = efficiency_score(memory_efficiency)
+        score = resource_score(execution)
         if cpu_efficiency > 0.9 or memory_efficiency > 0.9:
             status = "over_utilized"
         elif cpu_efficiency < 0.7 or memory_efficiency < 0.7:
@@ -219,7 +326,7 @@ class PerformanceEvaluator:
         else:
             status = "ideal"
         return {
-            "score": (cpu_score + memory_score) / 2,
+            "score": score,
             "status": status,
             "cpu_efficiency": rounded(cpu_efficiency),
             "memory_efficiency": rounded(memory_efficiency),
@@ -256,6 +363,7 @@ class PerformanceEvaluator:
             # Only a recorded score: use it rather than the no-evidence default.
             score = execution.data_quality_score
             return {"score": score, "status": _status_of(score), "source": "recorded_score"}
+        band["score"] = quality_score(execution)
         return band
 
     @staticmethod
@@ -269,32 +377,15 @@ class PerformanceEvaluator:
             "try_number": execution.try_number,
             "retried": retried,
         }
+        score = error_score(execution)
         if execution.status == "failed":
-            return {"score": 0.0, "status": "failed", "failure_reason": execution.failure_reason, **base}
-        score = 1.0 if share is None else record_error_band(share)
-        if retried:
-            score = min(score, RETRIED_RUN_SCORE)
+            return {"score": score, "status": "failed", "failure_reason": execution.failure_reason, **base}
         return {"score": score, "status": _status_of(score), **base}
 
     @staticmethod
     def _evaluate_sla_compliance(execution: DraftExecution, job: IngestionJob) -> dict[str, Any]:
-        sla = job.sla_requirements
-        checks: dict[str, dict[str, Any]] = {}
-        if sla.max_runtime is not None:
-            checks["max_runtime"] = {
-                "required": sla.max_runtime,
-                "actual": execution.actual_runtime_minutes,
-                "met": execution.actual_runtime_minutes <= sla.max_runtime,
-            }
-        if sla.data_freshness is not None:
-            lag = execution.data_freshness_minutes
-            # A run that reported no data lag has not shown it met the freshness SLA.
-            checks["data_freshness"] = {
-                "required": sla.data_freshness,
-                "actual": lag,
-                "met": lag is not None and lag <= sla.data_freshness,
-            }
+        checks = sla_checks(execution, job)
         if not checks:
             return {"score": 1.0, "status": "no_per_run_sla", "checks": checks}
-        score = sum(1 for check in checks.values() if check["met"]) / len(checks)
+        score = sla_score(execution, job)
         return {"score": score, "status": "compliant" if score >= 1.0 else "violation", "checks": checks}

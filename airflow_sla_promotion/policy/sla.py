@@ -203,11 +203,18 @@ class SLAComplianceTracker:
         limit = timedelta(minutes=max_minutes)
         failures = recovered = pending = 0
         recovery_minutes: list[float] = []
+        # The first successful run after each position, found in one backward pass (not one scan per failure).
+        next_success: list[DraftExecution | None] = [None] * len(runs)
+        following: DraftExecution | None = None
+        for index in range(len(runs) - 1, -1, -1):
+            next_success[index] = following
+            if runs[index].status == "completed":
+                following = runs[index]
         for index, run in enumerate(runs):
             if run.status != "failed":
                 continue
             failed_at = run.finished_at
-            success = next((later for later in runs[index + 1 :] if later.status == "completed"), None)
+            success = next_success[index]
             if success is None:
                 if now is not None and now - failed_at < limit:
                     pending += 1  # still inside the recovery window: neither met nor missed yet

@@ -419,6 +419,9 @@ def _doc_md(
             ("draft window", window),
         ]
     spec = job.model_dump(mode="json", exclude_none=True, exclude={"promotion_history", "promotion_feedback"})
+    # Anyone who can see the DAG reads its docs: environment values stay in the job file.
+    if spec.get("env"):
+        spec["env"] = dict.fromkeys(spec["env"], "***")
     lines = [
         f"# {job.job_name}",
         "",

@@ -210,6 +210,7 @@ def test_each_example_in_each_status(job_id: str, dag_folder: Path) -> None:
     # The job's own (adjusted) resources, not the draft's +10 % with floors.
     assert draft_task_resources(run)["requests"] == {"cpu": "250m", "memory": "128Mi"}
     assert "`active`" in production.doc_md
+    assert f"job_id: {job_id}-active" in production.doc_md
     assert "`promote` by airflow" in production.doc_md
     (deadline,) = production.deadline
     assert deadline.interval == timedelta(minutes=example["sla_requirements"]["max_runtime"])
@@ -371,3 +372,40 @@ def test_dag_shapes_do_not_depend_on_when_they_are_parsed(tmp_path: Path) -> Non
 def test_invalid_dag_id_keeps_only_characters_a_dag_id_may_hold() -> None:
     assert dag_factory.invalid_dag_id(Path("/jobs/my job (copy).yaml")) == "my_job_copy___invalid"
     assert dag_factory.invalid_dag_id(Path("/jobs/orders.yaml")) == "orders__invalid"
+
+
+def test_dag_docs_show_the_spec_but_not_environment_values(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    example = load_example("clickstream_sessions")
+    write_job(jobs, {**example, "env": {**example["env"], "SOURCE_TOKEN": "s3cr3t-value"}})
+
+    dags = dag_factory.build_dags(jobs, settings=ProviderSettings(allow_relaxed_criteria=True))
+
+    for dag_id in ("clickstream_sessions__draft", "clickstream_sessions__promotion"):
+        doc = dags[dag_id].doc_md
+        assert "s3cr3t-value" not in doc
+        assert "SOURCE_TOKEN: '***'" in doc
+        assert "cron: '*/30 * * * *'" in doc
+        assert "| test frequency | every_4_hours (`PT4H`) |" in doc
+
+
+def test_pod_kwargs_reach_the_run_tasks_and_the_cleanup(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    write_job(jobs, load_example("orders_hourly"))
+    write_job(jobs, {**as_active(load_example("customers_daily"))})
+    settings = ProviderSettings(allow_relaxed_criteria=True)
+
+    dags = dag_factory.build_dags(
+        jobs,
+        settings=settings,
+        pod_kwargs={"kubernetes_conn_id": "k8s_ingest", "startup_timeout_seconds": 60},
+    )
+
+    for dag_id, task_id in (("orders_hourly__draft", "draft_run"), ("customers_daily", "run")):
+        task = dags[dag_id].task_dict[task_id]
+        assert (task.kubernetes_conn_id, task.startup_timeout_seconds) == ("k8s_ingest", 60)
+    assert dags["orders_hourly__promotion"].task_dict["promote"].kubernetes_conn_id == "k8s_ingest"
+    with pytest.raises(ValueError, match="pod_kwargs may not set"):
+        dag_factory.build_dags(jobs, settings=settings, pod_kwargs={"task_id": "other"})

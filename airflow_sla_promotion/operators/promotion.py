@@ -397,7 +397,12 @@ class PromotionOperator(BaseOperator):
         tis = self.hook.list_task_instances(
             self.draft_dag_id, [run.run_id for run in runs], task_ids=[self.draft_task_id]
         )
-        records = {run.run_id: self._record(context, run.run_id) for run in runs}
+        finished = {ti.run_id for ti in tis if ti.state in FINISHED_TI_STATES}
+        records = {
+            run.run_id: self._record(context, run.run_id)
+            for run in runs
+            if run.state in FINISHED_RUN_STATES or run.run_id in finished
+        }
         test = calculate_test_resources(job.resource_requirements)
         executions, in_flight = join_draft_runs(
             job,

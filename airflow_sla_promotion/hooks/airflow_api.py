@@ -304,6 +304,8 @@ class AirflowApiHook(BaseHook):
         while limit is None or len(items) < limit:
             page_limit = self.page_size if limit is None else min(self.page_size, limit - len(items))
             page = yield _Call("POST", path, json={**body, "page_offset": offset, "page_limit": page_limit})
+            if not isinstance(page, dict):
+                raise AirflowApiError(f"POST {path} returned no page of {items_key}")
             rows = list(page.get(items_key) or [])
             items.extend(rows)
             offset += len(rows)

@@ -166,3 +166,14 @@ def test_every_score_stays_in_zero_one(job: IngestionJob, history: list, criteri
         "overall_score",
         "overall_status",
     }
+
+
+@PROPERTY_SETTINGS
+@given(job=jobs(), history=runs())
+def test_the_lean_score_path_agrees_with_the_full_evaluation(job: IngestionJob, history: list) -> None:
+    evaluator = PerformanceEvaluator({"data_quality": 2.0})
+    for run in history:
+        evaluation = evaluator.evaluate_draft_execution(run, job)
+        lean = evaluator.score_run(run, job)
+        assert tuple(lean) == tuple(evaluation.evaluation_results[metric]["score"] for metric in lean._fields)
+        assert evaluator.overall_score(lean) == evaluation.overall_score

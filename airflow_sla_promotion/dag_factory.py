@@ -131,9 +131,9 @@ def draft_window(job: IngestionJob, plan: DraftPlan) -> tuple[datetime, datetime
     """``(start, end)`` of the job's test window as its DAGs see it.
 
     The window is the job file's ``draft.started_at`` .. ``draft.window_ends_at`` (the end defaults to
-    start + ``test_execution_days``). Before the provider has written a start, the DAGs start at
-    ``FALLBACK_START_DATE`` and have no end: the window opens when the job is first evaluated or
-    resubmitted, and the next parse of the rewritten file bounds the DAGs.
+    start + ``test_execution_days``). Before a start is written (``sla-promotion resubmit`` writes
+    one), the DAGs start at ``FALLBACK_START_DATE`` and end with ``window_ends_at`` if an extension
+    wrote it, else never; the next parse of a rewritten file bounds the DAGs.
     """
     started_at = job.draft.started_at
     if started_at is None:
@@ -411,7 +411,7 @@ def _doc_md(
         window = (
             f"{start.isoformat()} .. {end.isoformat() if end else 'open'}"
             if job.draft.started_at
-            else "not opened yet (opens at the first evaluation)"
+            else "no start written yet: every draft run counts"
         )
         rows += [
             ("test frequency", f"{plan.test_frequency} (`{plan.test_interval}`)"),

@@ -12,6 +12,7 @@ import yaml
 
 from airflow_sla_promotion import dag_factory
 from airflow_sla_promotion.config import ProviderSettings
+from airflow_sla_promotion.spec import IngestionJob, SLARequirements
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -409,3 +410,31 @@ def test_pod_kwargs_reach_the_run_tasks_and_the_cleanup(tmp_path: Path) -> None:
     assert dags["orders_hourly__promotion"].task_dict["promote"].kubernetes_conn_id == "k8s_ingest"
     with pytest.raises(ValueError, match="pod_kwargs may not set"):
         dag_factory.build_dags(jobs, settings=settings, pod_kwargs={"task_id": "other"})
+
+
+async def test_the_runtime_deadline_callback_runs_as_the_triggerer_runs_it() -> None:
+    from airflow.triggers.callback import CallbackTrigger
+
+    job = IngestionJob.model_validate(
+        as_active(load_example("orders_hourly")), context={"allow_relaxed_criteria": True}
+    )
+    deadline = dag_factory.runtime_deadline(job)
+    trigger = CallbackTrigger(
+        callback_path=deadline.callback.path,
+        callback_kwargs={**deadline.callback.kwargs, "context": {"dag_run": {"run_id": "scheduled__1"}}},
+    )
+
+    events = [event.payload async for event in trigger.run()]
+
+    assert events[-1] == {
+        "state": "success",
+        "body": {
+            "job_id": "orders_hourly",
+            "run_id": "scheduled__1",
+            "sla": "max_runtime",
+            "max_runtime_minutes": 10.0,
+        },
+    }
+    assert (
+        dag_factory.runtime_deadline(job.model_copy(update={"sla_requirements": SLARequirements()})) is None
+    )

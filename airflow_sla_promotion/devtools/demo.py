@@ -18,6 +18,7 @@ from airflow_sla_promotion.devtools.stack import (
     StackError,
     StackSettings,
     port_is_free,
+    promotion_dag_id,
     run_promotion_flow,
     wait_until,
 )
@@ -156,10 +157,34 @@ class Demo:
                     original.read_text(encoding="utf-8").splitlines(keepends=True),
                     rewritten.read_text(encoding="utf-8").splitlines(keepends=True),
                     fromfile=f"dags/jobs/{job_id}.yaml",
-                    tofile=f".demo/jobs/{job_id}.yaml",
+                    tofile=self._display(rewritten),
                 )
             )
             yield diff or f"(dags/jobs/{job_id}.yaml unchanged)\n"
+
+    def _display(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.repo_root))
+        except ValueError:
+            return str(path)
+
+    def explain_failures(self, stack: AirflowStack, outcomes: dict[str, JobOutcome]) -> None:
+        """For a promotion run that left no report: the end of its tasks' logs, read through REST."""
+        for job_id, outcome in sorted(outcomes.items()):
+            if outcome.report is not None or outcome.promotion_run_id is None:
+                continue
+            dag_id = promotion_dag_id(job_id)
+            for task in stack.client.task_instances(dag_id, outcome.promotion_run_id):
+                if task.get("state") == "success" or not task.get("try_number"):
+                    continue
+                log = stack.client.task_log(
+                    dag_id, outcome.promotion_run_id, task["task_id"], task["try_number"]
+                )
+                tail = "\n".join(log.splitlines()[-30:])
+                print(
+                    f"\n{dag_id}.{task['task_id']} ended {task.get('state')}; end of its log:\n{tail}",
+                    file=self.out,
+                )
 
     # --- the whole demo ---------------------------------------------------------------------------
 
@@ -173,6 +198,7 @@ class Demo:
             self.say(f"airflow standalone is healthy at {stack.api_url}")
             outcomes = run_promotion_flow(stack, job_ids, draft_runs=self.draft_runs, progress=self.say)
             self.write_reports(outcomes)
+            self.explain_failures(stack, outcomes)
             production = self.wait_for_production_dags(stack, outcomes)
             print(file=self.out)
             print(self.summary(outcomes, production), file=self.out)
@@ -181,16 +207,25 @@ class Demo:
             for diff in self.diffs(job_ids):
                 print(diff, file=self.out)
             print(f"Airflow UI: {stack.api_url}  login: {USERNAME} / {stack.password}", file=self.out)
-            if self.keep_running:
+            if not self.keep_running:
+                print(
+                    "(run with DEMO_KEEP_RUNNING=1 to keep the stack running and look around)", file=self.out
+                )
+            else:
                 print("DEMO_KEEP_RUNNING=1: the stack keeps running; press Ctrl-C to stop it.", file=self.out)
                 while True:
                     time.sleep(1)
         finally:
+            # A second Ctrl-C must not cut the cleanup short.
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
             self.say("stopping everything the demo started")
             stack.stop()
             leftovers = stack.leftover_processes()
             if leftovers:
                 self.say(f"warning: processes still running: {leftovers}")
+            else:
+                self.say("stopped; no process left running")
         return 0 if all(outcome.report is not None for outcome in outcomes.values()) else 1
 
 
@@ -211,7 +246,9 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # SIGTERM and SIGHUP stop the demo like Ctrl-C: through the cleanup that stops the stack.
+    # SIGTERM and SIGHUP stop the demo like Ctrl-C: through the cleanup that stops the stack. SIGINT too
+    # when started in the background, where a shell hands it over ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     signal.signal(signal.SIGHUP, _raise_keyboard_interrupt)
     demo = Demo(

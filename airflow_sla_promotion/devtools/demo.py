@@ -190,9 +190,11 @@ class Demo:
 
     def run(self) -> int:
         job_ids = self.prepare()
-        self.say(f"prepared {self.demo_dir} with jobs {', '.join(job_ids)}")
+        self.say(f"prepared {self._display(self.demo_dir)} with jobs {', '.join(job_ids)}")
         stack = AirflowStack(self.stack_settings())
-        self.say(f"starting the Kubernetes emulator and airflow standalone (logs in {self.home})")
+        self.say(
+            f"starting the Kubernetes emulator and airflow standalone (logs in {self._display(self.home)})"
+        )
         try:
             stack.start()
             self.say(f"airflow standalone is healthy at {stack.api_url}")
@@ -202,7 +204,7 @@ class Demo:
             production = self.wait_for_production_dags(stack, outcomes)
             print(file=self.out)
             print(self.summary(outcomes, production), file=self.out)
-            print(f"\nReports: {self.reports_dir}/<job_id>.json", file=self.out)
+            print(f"\nReports: {self._display(self.reports_dir)}/<job_id>.json", file=self.out)
             print("\nConfig changes (tracked originals -> rewritten copies):\n", file=self.out)
             for diff in self.diffs(job_ids):
                 print(diff, file=self.out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import getpass
 import json
@@ -105,16 +104,11 @@ Answer = tuple[dict[str, Any], int]
 
 
 def _json_on_stdout(handler: Callable[[argparse.Namespace], Answer]) -> Callable[[argparse.Namespace], int]:
-    """Run a command with stdout sent to stderr, then print only its JSON answer on stdout.
-
-    Airflow's own log lines (configuration, connection lookup, hook retries) go to stdout by default and
-    would break the JSON a script reads.
-    """
+    """Print only the command's JSON answer on stdout (``main`` sends other output to stderr)."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        with contextlib.redirect_stdout(sys.stderr):
-            answer, code = handler(args)
+        answer, code = handler(args)
         emit(answer)
         return code
 

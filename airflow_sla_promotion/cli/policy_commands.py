@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -48,9 +47,7 @@ def provider_settings() -> ProviderSettings:
     try:
         from airflow_sla_promotion.config import load_settings
 
-        # Importing Airflow may log to stdout; stdout carries only the JSON answer.
-        with contextlib.redirect_stdout(sys.stderr):
-            return load_settings()
+        return load_settings()
     except Exception:  # no usable Airflow installation/config: the CLI still answers with defaults
         return ProviderSettings()
 

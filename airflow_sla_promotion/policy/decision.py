@@ -162,9 +162,12 @@ class PromotionDecisionEngine:
             "success_rate": rounded(len(successful) / len(runs)) if runs else None,
             "avg_runtime_minutes": _mean(runtimes),
             "p90_runtime_minutes": p90(runtimes) if runtimes else None,
-            # Over every counted run, failed ones included (see docs/policy.md): a failure never lowers it.
+            # Over every counted run that ran, failed ones included (see docs/policy.md): a failure never
+            # lowers it, and a pod that never started (runtime 0) is not a runtime.
             "runtime_variance": rounded(
-                coefficient_of_variation([run.actual_runtime_minutes for run in runs])
+                coefficient_of_variation(
+                    [run.actual_runtime_minutes for run in runs if run.actual_runtime_minutes > 0]
+                )
             ),
             "avg_cpu_utilization": _mean(cpu),
             "avg_memory_utilization": _mean(memory),

@@ -352,3 +352,15 @@ def test_failing_the_slow_outlier_does_not_hide_the_variance() -> None:
     assert failed(decide(runs=runs)) == ["performance_variance"]
     runs[0] = runs[0].model_copy(update={"status": "failed"})
     assert decide(runs=runs).promotion_decision.decision == "reject"
+
+
+def test_a_pod_that_never_started_is_not_a_runtime() -> None:
+    # An image-pull failure has runtime 0: it is not evidence of erratic runtime, so the variance
+    # stays that of the runs that ran (the failure still costs composite score and success rate).
+    runs = [make_run(i, runtime=28.0) for i in range(6)]
+    runs.append(
+        make_run(6, status="failed", runtime=0.0, resource_usage=None, failure_reason="image pull error")
+    )
+    evaluation = decide(runs=runs)
+    assert evaluation.evaluation_data["runtime_variance"] == 0.0
+    assert evaluation.criteria_results["performance_variance"]["passed"] is True

@@ -25,8 +25,9 @@ T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 #: The largest page the list endpoints honour by default (``[api] maximum_page_limit``).
 DEFAULT_PAGE_SIZE = 100
-#: At most this many run ids per task-instance batch request, so request bodies stay small.
-RUN_ID_CHUNK = 50
+#: At most this many run ids per task-instance batch request: one page of runs, so one request per page
+#: of task instances (one task per run) and request bodies stay small.
+RUN_ID_CHUNK = DEFAULT_PAGE_SIZE
 
 
 class AirflowApiError(AirflowException):

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_sla_promotion.hooks.airflow_api import AirflowApiError, AirflowApiHook
+from airflow_sla_promotion.hooks.airflow_api import RUN_ID_CHUNK, AirflowApiError, AirflowApiHook
 
 PASSWORD = "pw-Zebra-7781-secret"
 CONN_ID = "unit_airflow_api"
@@ -182,7 +182,8 @@ class TestPaging:
         assert {t.task_id for t in tis} == {"draft_run"}
         assert tis[0].duration == 300.0
         bodies = [json.loads(r.content) for r in api.requests if r.url.path.endswith("/list")]
-        assert max(len(b["dag_run_ids"]) for b in bodies) <= 50
+        assert max(len(b["dag_run_ids"]) for b in bodies) <= RUN_ID_CHUNK
+        assert len({tuple(b["dag_run_ids"]) for b in bodies}) == 2  # 120 run ids: two batches
         assert {rid for b in bodies for rid in b["dag_run_ids"]} == set(run_ids)
 
     async def test_async_paging_matches_sync(self, api: FakeApi) -> None:

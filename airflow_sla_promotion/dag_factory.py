@@ -436,7 +436,8 @@ def _doc_md(
         "## Job specification",
         "",
         "```yaml",
-        yaml.safe_dump(spec, sort_keys=False, default_flow_style=False).rstrip(),
+        # libyaml's emitter: the same text as yaml.safe_dump, at a fraction of the parse-time cost.
+        yaml.dump(spec, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False).rstrip(),
         "```",
     ]
     return "\n".join(lines)

@@ -486,19 +486,20 @@ class RestClient:
             wait_until(f"parse DAGs {', '.join(wanted)}", all_found, timeout=timeout, interval=2.0)
         except StackError as error:
             missing = [dag_id for dag_id in wanted if dag_id not in found]
-            errors = "; ".join(
-                f"{e.get('filename')}: {e.get('stack_trace', '')[-300:]}" for e in self._safe_import_errors()
-            )
-            raise StackError(
-                _with_logs(f"{error} (missing: {missing}; import errors: {errors or 'none'})", logs)
-            ) from None
+            message = f"{error} (missing: {missing}; import errors: {self.describe_import_errors()})"
+            raise StackError(_with_logs(message, logs)) from None
         return found
 
-    def _safe_import_errors(self) -> list[dict[str, Any]]:
+    def describe_import_errors(self) -> str:
+        """The DAG import errors in a few words each ('none' when there are none)."""
         try:
-            return self.import_errors()
-        except httpx.HTTPError:
-            return []
+            errors = self.import_errors()
+        except httpx.HTTPError as error:
+            return f"unreadable ({error})"
+        return (
+            "; ".join(f"{e.get('filename')}: {str(e.get('stack_trace', ''))[-300:]}" for e in errors)
+            or "none"
+        )
 
     def wait_for_runs(
         self, dag_id: str, run_ids: Iterable[str], *, timeout: float, logs: Iterable[Path] = ()
@@ -582,7 +583,25 @@ def run_promotion_flow(
     outcomes = {job_id: JobOutcome(job_id) for job_id in jobs}
     dag_ids = [dag_id for job_id in jobs for dag_id in (draft_dag_id(job_id), promotion_dag_id(job_id))]
     progress(f"waiting for the DAG processor to parse {len(dag_ids)} DAGs")
-    client.wait_for_dags(dag_ids, timeout=parse_timeout, logs=stack.logs)
+    invalid: list[str] = []
+
+    def parsed() -> bool:
+        # A job file the factory cannot load becomes a placeholder DAG: waiting longer will not help.
+        for job_id in jobs:
+            if (placeholder := client.get_dag(f"{job_id}__invalid")) is not None:
+                invalid.append(f"{job_id}: {placeholder.get('description')}")
+        return bool(invalid) or all(client.get_dag(dag_id) is not None for dag_id in dag_ids)
+
+    try:
+        wait_until(
+            "parse the draft and promotion DAGs", parsed, timeout=parse_timeout, interval=2.0, logs=stack.logs
+        )
+    except StackError as error:
+        raise StackError(f"{error}\nDAG import errors: {client.describe_import_errors()}") from None
+    if invalid:
+        raise StackError(
+            "step 'parse the draft and promotion DAGs' failed: invalid job files:\n" + "\n".join(invalid)
+        )
     for job_id in jobs:
         client.set_paused(draft_dag_id(job_id), False)
         for _ in range(draft_runs):

@@ -8,9 +8,12 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from airflow_sla_promotion.devtools.stack import (
     USERNAME,
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = "sla_promotion_jobs.py"
 PRODUCTION_DAG_WAIT_SECONDS = 60.0
+MARKER_FILE = ".sla-promotion-demo"
 
 
 class Demo:
@@ -73,9 +77,16 @@ class Demo:
                 f"listens there or run with another port, e.g. DEMO_API_PORT={self.api_port + 1} make demo"
             )
         if self.demo_dir.exists():
+            # Only ever delete a folder an earlier demo made (DEMO_DIR may point anywhere).
+            if any(self.demo_dir.iterdir()) and not (self.demo_dir / MARKER_FILE).exists():
+                raise StackError(
+                    f"step 'prepare {self.demo_dir}' failed: it exists and was not made by the demo; "
+                    "remove it or choose another DEMO_DIR"
+                )
             shutil.rmtree(self.demo_dir)
         for folder in (self.jobs_dir, self.dags_dir, self.reports_dir, self.home):
             folder.mkdir(parents=True)
+        (self.demo_dir / MARKER_FILE).write_text("made by make demo; deleted by the next run\n")
         shutil.copy2(self.repo_root / "dags" / DAG_FILE, self.dags_dir / DAG_FILE)
         job_ids = []
         for source in sorted(self.source_jobs.glob("*.yaml")):
@@ -174,12 +185,20 @@ class Demo:
             if outcome.report is not None or outcome.promotion_run_id is None:
                 continue
             dag_id = promotion_dag_id(job_id)
-            for task in stack.client.task_instances(dag_id, outcome.promotion_run_id):
+            try:
+                tasks = stack.client.task_instances(dag_id, outcome.promotion_run_id)
+            except httpx.HTTPError as error:
+                print(f"\n{dag_id}: cannot read its task instances: {error}", file=self.out)
+                continue
+            for task in tasks:
                 if task.get("state") == "success" or not task.get("try_number"):
                     continue
-                log = stack.client.task_log(
-                    dag_id, outcome.promotion_run_id, task["task_id"], task["try_number"]
-                )
+                try:
+                    log = stack.client.task_log(
+                        dag_id, outcome.promotion_run_id, task["task_id"], task["try_number"]
+                    )
+                except httpx.HTTPError as error:
+                    log = f"(cannot read the log: {error})"
                 tail = "\n".join(log.splitlines()[-30:])
                 print(
                     f"\n{dag_id}.{task['task_id']} ended {task.get('state')}; end of its log:\n{tail}",
@@ -218,9 +237,10 @@ class Demo:
                 while True:
                     time.sleep(1)
         finally:
-            # A second Ctrl-C must not cut the cleanup short.
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(signum, signal.SIG_IGN)
+            if threading.current_thread() is threading.main_thread():
+                # A second Ctrl-C must not cut the cleanup short.
+                for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_IGN)
             self.say("stopping everything the demo started")
             stack.stop()
             leftovers = stack.leftover_processes()

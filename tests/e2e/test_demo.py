@@ -32,13 +32,11 @@ def _demo(repo: Path, port: int | None = None) -> Demo:
 
 def test_prepare_copies_jobs_and_leaves_tracked_files_alone(repo: Path) -> None:
     demo = _demo(repo)
-    (repo / ".demo" / "reports").mkdir(parents=True)
-    (repo / ".demo" / "reports" / "stale.json").write_text("{}")
     job_ids = demo.prepare()
     assert job_ids == ["alpha", "beta"]
+    assert demo.demo_dir == repo / ".demo"
     assert sorted(path.name for path in demo.jobs_dir.iterdir()) == ["alpha.yaml", "beta.yaml"]
     assert (demo.dags_dir / "sla_promotion_jobs.py").is_file()
-    assert list(demo.reports_dir.iterdir()) == [], "a new demo starts from a clean .demo/"
     (demo.jobs_dir / "alpha.yaml").write_text("job_id: alpha\nstatus: active\n")
     assert (repo / "dags" / "jobs" / "alpha.yaml").read_text() == "job_id: alpha\nstatus: draft\n"
 
@@ -105,3 +103,19 @@ def test_summary_and_reports(repo: Path) -> None:
     assert table[3].split() == ["beta", "rejected", "performance_variance", "-", "-"]
     assert table[4].split()[:2] == ["gamma", "no"]
     assert "promotion run failed" in table[4]
+
+
+def test_prepare_never_deletes_a_folder_it_did_not_make(repo: Path) -> None:
+    foreign = repo / "precious"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    demo = Demo(repo_root=repo, demo_dir=foreign, api_port=free_port(), out=io.StringIO())
+    with pytest.raises(StackError, match="was not made by the demo"):
+        demo.prepare()
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    # A folder an earlier demo made starts clean.
+    demo = _demo(repo)
+    demo.prepare()
+    (demo.reports_dir / "old.json").write_text("{}")
+    demo.prepare()
+    assert list(demo.reports_dir.iterdir()) == []

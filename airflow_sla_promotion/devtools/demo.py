@@ -77,8 +77,10 @@ class Demo:
                 f"listens there or run with another port, e.g. DEMO_API_PORT={self.api_port + 1} make demo"
             )
         if self.demo_dir.exists():
-            # Only ever delete a folder an earlier demo made (DEMO_DIR may point anywhere).
-            if any(self.demo_dir.iterdir()) and not (self.demo_dir / MARKER_FILE).exists():
+            # Besides the repository's own .demo/, only ever delete a folder an earlier demo made
+            # (DEMO_DIR may point anywhere).
+            ours = self.demo_dir == self.repo_root / ".demo" or (self.demo_dir / MARKER_FILE).exists()
+            if not ours and any(self.demo_dir.iterdir()):
                 raise StackError(
                     f"step 'prepare {self.demo_dir}' failed: it exists and was not made by the demo; "
                     "remove it or choose another DEMO_DIR"

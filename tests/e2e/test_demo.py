@@ -119,3 +119,11 @@ def test_prepare_never_deletes_a_folder_it_did_not_make(repo: Path) -> None:
     (demo.reports_dir / "old.json").write_text("{}")
     demo.prepare()
     assert list(demo.reports_dir.iterdir()) == []
+
+
+def test_prepare_replaces_the_repositorys_own_demo_folder(repo: Path) -> None:
+    (repo / ".demo" / "reports").mkdir(parents=True)
+    (repo / ".demo" / "reports" / "stale.json").write_text("{}")
+    demo = _demo(repo)
+    demo.prepare()
+    assert list(demo.reports_dir.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -236,8 +237,10 @@ class Demo:
                 )
             else:
                 print("DEMO_KEEP_RUNNING=1: the stack keeps running; press Ctrl-C to stop it.", file=self.out)
-                while True:
-                    time.sleep(1)
+                # Ctrl-C is how this run ends: not an interruption.
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(1)
         finally:
             if threading.current_thread() is threading.main_thread():
                 # A second Ctrl-C must not cut the cleanup short.

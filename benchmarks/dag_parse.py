@@ -76,7 +76,6 @@ def write_jobs(folder: Path, count: int) -> list[dict[str, Any]]:
 
 def handwritten_dags(folder: Path) -> dict[str, Any]:
     """The same DAGs as the factory, written by hand: CSafeLoader, no validation, plain KPO tasks."""
-    import math
     from datetime import datetime, timedelta
 
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -85,6 +84,7 @@ def handwritten_dags(folder: Path) -> dict[str, Any]:
 
     from airflow_sla_promotion.operators.promotion import PromotionOperator
     from airflow_sla_promotion.policy.planning import calculate_test_frequency, test_interval
+    from airflow_sla_promotion.policy.quantities import kubernetes_resources
     from airflow_sla_promotion.sensors.draft_runs import DraftRunsSensor
 
     start = datetime.fromisoformat("2025-01-01T00:00:00+00:00")
@@ -108,10 +108,7 @@ def handwritten_dags(folder: Path) -> dict[str, Any]:
         if job["status"] == "draft":
             cpu = max(1.0, resources["cpu_cores"] * 1.1)
             memory = max(2.0, resources["memory_gb"] * 1.1)
-            quantities = {
-                "requests": {"cpu": f"{math.ceil(cpu * 1000)}m", "memory": f"{math.ceil(memory * 1024)}Mi"},
-                "limits": {"memory": f"{math.ceil(memory * 1024)}Mi"},
-            }
+            quantities = kubernetes_resources(cpu, memory)
             interval = test_interval(calculate_test_frequency(job["schedule_config"]["cron"]))
             with DAG(
                 dag_id=f"{job_id}__draft",
@@ -149,13 +146,7 @@ def handwritten_dags(folder: Path) -> dict[str, Any]:
             dags[draft.dag_id] = draft
             dags[promotion.dag_id] = promotion
         elif job["status"] == "active":
-            quantities = {
-                "requests": {
-                    "cpu": f"{math.ceil(resources['cpu_cores'] * 1000)}m",
-                    "memory": f"{math.ceil(resources['memory_gb'] * 1024)}Mi",
-                },
-                "limits": {"memory": f"{math.ceil(resources['memory_gb'] * 1024)}Mi"},
-            }
+            quantities = kubernetes_resources(resources["cpu_cores"], resources["memory_gb"])
             with DAG(
                 dag_id=job_id,
                 schedule=CronTriggerTimetable(job["schedule_config"]["cron"], timezone="UTC"),
@@ -183,9 +174,9 @@ def handwritten_dags(folder: Path) -> dict[str, Any]:
 
 def dagfactory_document(job: dict[str, Any], job_path: Path, jobs_folder: Path) -> dict[str, Any]:
     """dag-factory YAML equivalent to a job's DAGs (computed resources written out, as a user would)."""
-    import math
 
     from airflow_sla_promotion.policy.planning import calculate_test_frequency, test_interval
+    from airflow_sla_promotion.policy.quantities import kubernetes_resources
 
     job_id, resources = job["job_id"], job["resource_requirements"]
     tags = ["sla-promotion", f"tenant:{job['tenant']}"]
@@ -207,8 +198,7 @@ def dagfactory_document(job: dict[str, Any], job_path: Path, jobs_folder: Path) 
     def requirements(cpu: float, memory: float) -> dict[str, Any]:
         return {
             "__type__": "kubernetes.client.models.V1ResourceRequirements",
-            "requests": {"cpu": f"{math.ceil(cpu * 1000)}m", "memory": f"{math.ceil(memory * 1024)}Mi"},
-            "limits": {"memory": f"{math.ceil(memory * 1024)}Mi"},
+            **kubernetes_resources(cpu, memory),
         }
 
     if job["status"] == "draft":

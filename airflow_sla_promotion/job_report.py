@@ -65,6 +65,22 @@ def _cgroup_v2_usage(root: Path) -> tuple[float, int] | None:
     return None
 
 
+def _own_peak_bytes(maxrss_bytes: int) -> int:
+    """This process's peak resident memory.
+
+    On Linux ``VmHWM`` belongs to the current program image: ``ru_maxrss`` survives ``exec`` and so
+    reports the parent's size when a large process forked the job (a scheduler, a test runner).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return maxrss_bytes
+
+
 def _rusage_usage() -> tuple[float, int]:
     """``(cpu_seconds, peak_memory_bytes)`` of this process plus its waited-for children."""
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -72,7 +88,7 @@ def _rusage_usage() -> tuple[float, int]:
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
     # ru_maxrss is in KiB on Linux and in bytes on macOS; for children it is the largest child's peak.
     scale = 1 if sys.platform == "darwin" else 1024
-    return cpu, max(own.ru_maxrss, children.ru_maxrss) * scale
+    return cpu, max(_own_peak_bytes(own.ru_maxrss * scale), children.ru_maxrss * scale)
 
 
 def measure_usage() -> dict[str, Any]:

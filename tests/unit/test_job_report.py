@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
@@ -158,3 +159,21 @@ def test_a_child_process_measures_its_own_cpu_and_wall_time(tmp_path: Path) -> N
     written = json.loads(log.read_text())
     assert written["wall_seconds"] >= 0.7
     assert 0.3 <= written["cpu_seconds"] < written["wall_seconds"] - 0.3
+
+
+def test_peak_memory_is_the_jobs_own_not_inherited_through_exec(tmp_path: Path) -> None:
+    # A big parent (here: 300 MB touched before exec) must not show up as the job's peak: ru_maxrss
+    # survives exec on Linux, the job report reads the current image's high-water mark instead.
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc")
+    log = tmp_path / "termination.json"
+    parent = (
+        "import os, sys\n"
+        "block = b'x' * (300 * 10**6)\n"
+        "os.execv(sys.executable, [sys.executable, '-c', "
+        "'from airflow_sla_promotion import job_report; job_report.report()'])\n"
+    )
+    env = {**os.environ, "SLA_PROMOTION_USAGE_SOURCE": "rusage", "SLA_PROMOTION_TERMINATION_LOG": str(log)}
+    subprocess.run([sys.executable, "-c", parent], env=env, check=True)
+    report = json.loads(log.read_text())
+    assert report["peak_memory_bytes"] < 150e6

@@ -162,6 +162,18 @@ class Demo:
             rows.append((job_id, status, failed, target, production_dag))
         return format_table(rows)
 
+    def feedback(self, outcomes: dict[str, JobOutcome]) -> Iterator[str]:
+        """For each job not promoted: every failed criterion, measured value, threshold and what to do."""
+        for job_id, outcome in sorted(outcomes.items()):
+            report = outcome.report or {}
+            feedback = report.get("feedback_report") or {}
+            for item in feedback.get("detailed_recommendations") or []:
+                yield (
+                    f"{job_id}: {item.get('criterion')}: measured {item.get('measured')}, threshold "
+                    f"{item.get('threshold')}\n    {item.get('issue')}\n    -> {item.get('recommendation')}; "
+                    f"{item.get('action')}"
+                )
+
     def diffs(self, job_ids: Sequence[str]) -> Iterator[str]:
         for job_id in job_ids:
             original = self.source_jobs / f"{job_id}.yaml"
@@ -226,6 +238,11 @@ class Demo:
             production = self.wait_for_production_dags(stack, outcomes)
             print(file=self.out)
             print(self.summary(outcomes, production), file=self.out)
+            reasons = list(self.feedback(outcomes))
+            if reasons:
+                print("\nWhy (feedback reports):", file=self.out)
+                for reason in reasons:
+                    print(f"  {reason}", file=self.out)
             print(f"\nReports: {self._display(self.reports_dir)}/<job_id>.json", file=self.out)
             print("\nConfig changes (tracked originals -> rewritten copies):\n", file=self.out)
             for diff in self.diffs(job_ids):

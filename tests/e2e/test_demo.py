@@ -127,3 +127,26 @@ def test_prepare_replaces_the_repositorys_own_demo_folder(repo: Path) -> None:
     demo = _demo(repo)
     demo.prepare()
     assert list(demo.reports_dir.iterdir()) == []
+
+
+def test_feedback_names_each_failed_criterion_with_value_threshold_and_advice(repo: Path) -> None:
+    demo = _demo(repo)
+    item = {
+        "criterion": "performance_variance",
+        "measured": 0.81,
+        "threshold": 0.3,
+        "issue": "High performance variance between runs",
+        "recommendation": "Optimize job configuration",
+        "action": "Review resource requirements",
+    }
+    outcomes = {
+        "alpha": JobOutcome("alpha", promotion_state="success", report={"feedback_report": None}),
+        "beta": JobOutcome(
+            "beta",
+            promotion_state="success",
+            report={"feedback_report": {"detailed_recommendations": [item]}},
+        ),
+    }
+    (line,) = demo.feedback(outcomes)
+    assert line.startswith("beta: performance_variance: measured 0.81, threshold 0.3")
+    assert "Optimize job configuration" in line

@@ -4,7 +4,8 @@
 temporary folder, imports everything the variant needs, then times one parse of the folder into DAGs
 and prints ``{"variant", "jobs", "dags", "tasks", "seconds", "peak_rss_mb", "rss_before_mb"}``.
 
-Variants:
+Variants (``ablation`` instead times, in one process, the factory with one feature switched off at a
+time, to show where its extra cost goes):
 
 - ``factory``: ``dag_factory.build_dags(folder)`` (validation, planning, DraftRunOperator per run task).
 - ``handwritten``: what a careful author writes by hand: each file loaded with ``yaml.CSafeLoader``,
@@ -288,6 +289,48 @@ def dagfactory_dags(folder: Path) -> dict[str, Any]:
 # --- the case -----------------------------------------------------------------------------------------
 
 
+def ablation(count: int, rounds: int = 3) -> dict[str, float]:
+    """Where the factory's extra cost over the hand-written Python goes: the same parse with one feature
+    switched off at a time (in this process only, by replacing the function), median of ``rounds``."""
+    import gc
+    import statistics
+
+    import airflow_sla_promotion.config
+    import airflow_sla_promotion.dag_factory as factory
+    from airflow_sla_promotion.config import ProviderSettings
+
+    settings = ProviderSettings(
+        draft_namespace=DRAFT_NAMESPACE, allowed_target_namespaces=(TARGET_NAMESPACE,)
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-dags-") as tmp:
+        folder = Path(tmp)
+        write_jobs(folder, count)
+
+        def timed(build: Any) -> float:
+            samples = []
+            for _ in range(rounds):
+                gc.collect()
+                started = time.perf_counter()
+                build()
+                samples.append(time.perf_counter() - started)
+            return statistics.median(samples)
+
+        result = {
+            "handwritten": timed(lambda: handwritten_dags(folder)),
+            "factory": timed(lambda: factory.build_dags(folder, settings=settings)),
+        }
+        original_doc_md = factory._doc_md
+        factory._doc_md = lambda *args, **kwargs: ""  # type: ignore[assignment]
+        result["factory_without_doc_md"] = timed(lambda: factory.build_dags(folder, settings=settings))
+        factory._doc_md = original_doc_md  # type: ignore[assignment]
+        original_load = airflow_sla_promotion.config.load_settings
+        resolved = original_load()
+        airflow_sla_promotion.config.load_settings = lambda: resolved  # type: ignore[assignment]
+        result["factory_settings_read_once"] = timed(lambda: factory.build_dags(folder, settings=settings))
+        airflow_sla_promotion.config.load_settings = original_load  # type: ignore[assignment]
+    return result
+
+
 def _rss_mb() -> float:
     # Linux reports ru_maxrss in KiB.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -296,6 +339,9 @@ def _rss_mb() -> float:
 def main() -> None:
     variant = sys.argv[1]
     count = int(sys.argv[2])
+    if variant == "ablation":
+        print(json.dumps({"variant": variant, "jobs": count, **ablation(count)}))
+        return
     with tempfile.TemporaryDirectory(prefix="bench-dags-") as tmp:
         jobs_folder = Path(tmp) / "jobs"
         jobs_folder.mkdir()

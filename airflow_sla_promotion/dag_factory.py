@@ -88,7 +88,9 @@ def build_dags(
     planner = DraftExecutionManager(draft_namespace=settings.draft_namespace)
     for job in jobs.values():
         try:
-            built = build_job_dags(job, planner=planner, jobs_folder=jobs_folder, pod_kwargs=pod_kwargs)
+            built = build_job_dags(
+                job, planner=planner, jobs_folder=jobs_folder, pod_kwargs=pod_kwargs, settings=settings
+            )
         except Exception as error:
             # A valid file the DAGs still cannot be built from (e.g. an active job without a
             # namespace) is reported like a broken file instead of failing the whole DAG file.
@@ -113,17 +115,25 @@ def build_job_dags(
     planner: DraftExecutionManager | None = None,
     jobs_folder: str | os.PathLike[str] | None = None,
     pod_kwargs: Mapping[str, Any] | None = None,
+    settings: ProviderSettings | None = None,
 ) -> list[DAG]:
-    """The DAGs of one valid job, according to its status."""
+    """The DAGs of one valid job, according to its status.
+
+    :param settings: the ``[sla_promotion]`` options for the run tasks; default: read by each task.
+    """
     planner = planner or DraftExecutionManager()
+    # The job's spec, as shown in each of its DAGs' docs, is rendered once per job.
+    spec = _spec_yaml(job)
     if job.status == "draft":
         plan = planner.create_plan(job, job.draft.started_at or FALLBACK_START_DATE)
         return [
-            build_draft_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs),
-            build_promotion_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs),
+            build_draft_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs, settings=settings, spec_yaml=spec),
+            build_promotion_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs, spec_yaml=spec),
         ]
     if job.status == "active":
-        return [build_production_dag(job, jobs_folder, pod_kwargs=pod_kwargs)]
+        return [
+            build_production_dag(job, jobs_folder, pod_kwargs=pod_kwargs, settings=settings, spec_yaml=spec)
+        ]
     return []
 
 
@@ -147,6 +157,8 @@ def build_draft_dag(
     jobs_folder: str | os.PathLike[str] | None = None,
     *,
     pod_kwargs: Mapping[str, Any] | None = None,
+    settings: ProviderSettings | None = None,
+    spec_yaml: str | None = None,
 ) -> DAG:
     """``<job_id>__draft``: DraftRunOperator in the draft namespace on the plan's test interval."""
     from airflow.sdk import DAG, DeltaTriggerTimetable
@@ -170,9 +182,15 @@ def build_draft_dag(
         max_active_runs=1,
         tags=_tags(job, "draft"),
         default_args={"owner": _owner(job)},
-        doc_md=_doc_md(job, "draft", jobs_folder, plan=plan),
+        doc_md=_doc_md(job, "draft", jobs_folder, plan=plan, spec_yaml=spec_yaml),
     ) as dag:
-        DraftRunOperator(task_id=DRAFT_TASK_ID, job=job, phase="draft", **_checked_pod_kwargs(pod_kwargs))
+        DraftRunOperator(
+            task_id=DRAFT_TASK_ID,
+            job=job,
+            phase="draft",
+            settings=settings,
+            **_checked_pod_kwargs(pod_kwargs),
+        )
     return dag
 
 
@@ -182,6 +200,7 @@ def build_promotion_dag(
     jobs_folder: str | os.PathLike[str] | None = None,
     *,
     pod_kwargs: Mapping[str, Any] | None = None,
+    spec_yaml: str | None = None,
 ) -> DAG:
     """``<job_id>__promotion``: wait for enough draft runs, then promote or reject, daily over the window.
 
@@ -209,7 +228,7 @@ def build_promotion_dag(
         max_active_runs=1,
         tags=_tags(job, "promotion"),
         default_args={"owner": _owner(job)},
-        doc_md=_doc_md(job, "promotion", jobs_folder, plan=plan),
+        doc_md=_doc_md(job, "promotion", jobs_folder, plan=plan, spec_yaml=spec_yaml),
     ) as dag:
         wait = DraftRunsSensor(task_id=SENSOR_TASK_ID, job=job, draft_dag_id=draft_dag_id(job.job_id))
         pods = _checked_pod_kwargs(pod_kwargs)
@@ -234,6 +253,8 @@ def build_production_dag(
     jobs_folder: str | os.PathLike[str] | None = None,
     *,
     pod_kwargs: Mapping[str, Any] | None = None,
+    settings: ProviderSettings | None = None,
+    spec_yaml: str | None = None,
 ) -> DAG:
     """``<job_id>``: the promoted job on its production cron, namespace and (adjusted) resources."""
     from airflow.sdk import DAG, CronTriggerTimetable
@@ -252,11 +273,15 @@ def build_production_dag(
         is_paused_upon_creation=False,
         tags=_tags(job, "production"),
         default_args={"owner": _owner(job)},
-        doc_md=_doc_md(job, "production", jobs_folder),
+        doc_md=_doc_md(job, "production", jobs_folder, spec_yaml=spec_yaml),
         deadline=runtime_deadline(job),
     ) as dag:
         DraftRunOperator(
-            task_id=PRODUCTION_TASK_ID, job=job, phase="production", **_checked_pod_kwargs(pod_kwargs)
+            task_id=PRODUCTION_TASK_ID,
+            job=job,
+            phase="production",
+            settings=settings,
+            **_checked_pod_kwargs(pod_kwargs),
         )
     return dag
 
@@ -385,6 +410,7 @@ def _doc_md(
     jobs_folder: str | os.PathLike[str] | None,
     *,
     plan: DraftPlan | None = None,
+    spec_yaml: str | None = None,
 ) -> str:
     """The job at a glance: what this DAG is for, its status and last decision, and the job file."""
     file_name = f"{job.job_id}{JOB_FILE_SUFFIX}"
@@ -418,10 +444,6 @@ def _doc_md(
             ("test resources", ", ".join(f"{key} {value:g}" for key, value in plan.test_resources.items())),
             ("draft window", window),
         ]
-    spec = job.model_dump(mode="json", exclude_none=True, exclude={"promotion_history", "promotion_feedback"})
-    # Anyone who can see the DAG reads its docs: environment values stay in the job file.
-    if spec.get("env"):
-        spec["env"] = dict.fromkeys(spec["env"], "***")
     lines = [
         f"# {job.job_name}",
         "",
@@ -436,8 +458,17 @@ def _doc_md(
         "## Job specification",
         "",
         "```yaml",
-        # libyaml's emitter: the same text as yaml.safe_dump, at a fraction of the parse-time cost.
-        yaml.dump(spec, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False).rstrip(),
+        spec_yaml if spec_yaml is not None else _spec_yaml(job),
         "```",
     ]
     return "\n".join(lines)
+
+
+def _spec_yaml(job: IngestionJob) -> str:
+    """The job file's specification as shown in DAG docs (no history or feedback, env values masked)."""
+    spec = job.model_dump(mode="json", exclude_none=True, exclude={"promotion_history", "promotion_feedback"})
+    # Anyone who can see the DAG reads its docs: environment values stay in the job file.
+    if spec.get("env"):
+        spec["env"] = dict.fromkeys(spec["env"], "***")
+    # libyaml's emitter: the same text as yaml.safe_dump, at a fraction of the parse-time cost.
+    return yaml.dump(spec, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False).rstrip()

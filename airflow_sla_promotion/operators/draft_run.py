@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_sla_promotion.config import ProviderSettings
     from airflow_sla_promotion.spec import PerformanceEvaluation
 
 Phase = Literal["draft", "production"]
@@ -274,6 +275,8 @@ class DraftRunOperator(KubernetesPodOperator):
     :param phase: ``draft`` (default) or ``production``.
     :param run_as_non_root: also set ``runAsNonRoot: true`` on the container (the image must then
         declare a non-root user).
+    :param settings: the ``[sla_promotion]`` options; default: read from Airflow's configuration (a DAG
+        factory building many tasks passes the ones it has already read).
     :param kpo_kwargs: any KubernetesPodOperator argument (``config_file``, ``kubernetes_conn_id``,
         ``deferrable``, ``poll_interval``, ...). ``namespace``, ``image``, ``cmds``, ``arguments``,
         ``env_vars``, ``container_resources`` and ``name`` default to the job's; labels are merged.
@@ -288,6 +291,7 @@ class DraftRunOperator(KubernetesPodOperator):
         job: IngestionJob | str | os.PathLike[str],
         phase: Phase = "draft",
         run_as_non_root: bool = False,
+        settings: ProviderSettings | None = None,
         **kpo_kwargs: Any,
     ) -> None:
         from airflow_sla_promotion.config import load_settings
@@ -298,7 +302,7 @@ class DraftRunOperator(KubernetesPodOperator):
             raise ValueError(
                 "DraftRunOperator pushes its own XCom keys; do_xcom_push (a sidecar) is not supported"
             )
-        settings = load_settings()
+        settings = settings or load_settings()
         resolved = load_job(job, settings.validation_context)
         if phase == "draft":
             test = calculate_test_resources(resolved.resource_requirements)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import yaml
 
 from airflow_sla_promotion.config import load_settings
 from airflow_sla_promotion.config_store import JOB_FILE_SUFFIX, JobFileError, load_jobs
@@ -123,16 +122,16 @@ def build_job_dags(
     """
     planner = planner or DraftExecutionManager()
     # The job's spec, as shown in each of its DAGs' docs, is rendered once per job.
-    spec = _spec_yaml(job)
+    spec = _spec_text(job)
     if job.status == "draft":
         plan = planner.create_plan(job, job.draft.started_at or FALLBACK_START_DATE)
         return [
-            build_draft_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs, settings=settings, spec_yaml=spec),
-            build_promotion_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs, spec_yaml=spec),
+            build_draft_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs, settings=settings, spec_text=spec),
+            build_promotion_dag(job, plan, jobs_folder, pod_kwargs=pod_kwargs, spec_text=spec),
         ]
     if job.status == "active":
         return [
-            build_production_dag(job, jobs_folder, pod_kwargs=pod_kwargs, settings=settings, spec_yaml=spec)
+            build_production_dag(job, jobs_folder, pod_kwargs=pod_kwargs, settings=settings, spec_text=spec)
         ]
     return []
 
@@ -158,7 +157,7 @@ def build_draft_dag(
     *,
     pod_kwargs: Mapping[str, Any] | None = None,
     settings: ProviderSettings | None = None,
-    spec_yaml: str | None = None,
+    spec_text: str | None = None,
 ) -> DAG:
     """``<job_id>__draft``: DraftRunOperator in the draft namespace on the plan's test interval."""
     from airflow.sdk import DAG, DeltaTriggerTimetable
@@ -182,7 +181,7 @@ def build_draft_dag(
         max_active_runs=1,
         tags=_tags(job, "draft"),
         default_args={"owner": _owner(job)},
-        doc_md=_doc_md(job, "draft", jobs_folder, plan=plan, spec_yaml=spec_yaml),
+        doc_md=_doc_md(job, "draft", jobs_folder, plan=plan, spec_text=spec_text),
     ) as dag:
         DraftRunOperator(
             task_id=DRAFT_TASK_ID,
@@ -200,7 +199,7 @@ def build_promotion_dag(
     jobs_folder: str | os.PathLike[str] | None = None,
     *,
     pod_kwargs: Mapping[str, Any] | None = None,
-    spec_yaml: str | None = None,
+    spec_text: str | None = None,
 ) -> DAG:
     """``<job_id>__promotion``: wait for enough draft runs, then promote or reject, daily over the window.
 
@@ -228,7 +227,7 @@ def build_promotion_dag(
         max_active_runs=1,
         tags=_tags(job, "promotion"),
         default_args={"owner": _owner(job)},
-        doc_md=_doc_md(job, "promotion", jobs_folder, plan=plan, spec_yaml=spec_yaml),
+        doc_md=_doc_md(job, "promotion", jobs_folder, plan=plan, spec_text=spec_text),
     ) as dag:
         wait = DraftRunsSensor(task_id=SENSOR_TASK_ID, job=job, draft_dag_id=draft_dag_id(job.job_id))
         pods = _checked_pod_kwargs(pod_kwargs)
@@ -254,7 +253,7 @@ def build_production_dag(
     *,
     pod_kwargs: Mapping[str, Any] | None = None,
     settings: ProviderSettings | None = None,
-    spec_yaml: str | None = None,
+    spec_text: str | None = None,
 ) -> DAG:
     """``<job_id>``: the promoted job on its production cron, namespace and (adjusted) resources."""
     from airflow.sdk import DAG, CronTriggerTimetable
@@ -273,7 +272,7 @@ def build_production_dag(
         is_paused_upon_creation=False,
         tags=_tags(job, "production"),
         default_args={"owner": _owner(job)},
-        doc_md=_doc_md(job, "production", jobs_folder, spec_yaml=spec_yaml),
+        doc_md=_doc_md(job, "production", jobs_folder, spec_text=spec_text),
         deadline=runtime_deadline(job),
     ) as dag:
         DraftRunOperator(
@@ -410,7 +409,7 @@ def _doc_md(
     jobs_folder: str | os.PathLike[str] | None,
     *,
     plan: DraftPlan | None = None,
-    spec_yaml: str | None = None,
+    spec_text: str | None = None,
 ) -> str:
     """The job at a glance: what this DAG is for, its status and last decision, and the job file."""
     file_name = f"{job.job_id}{JOB_FILE_SUFFIX}"
@@ -457,18 +456,19 @@ def _doc_md(
         "",
         "## Job specification",
         "",
-        "```yaml",
-        spec_yaml if spec_yaml is not None else _spec_yaml(job),
+        "```json",
+        spec_text if spec_text is not None else _spec_text(job),
         "```",
     ]
     return "\n".join(lines)
 
 
-def _spec_yaml(job: IngestionJob) -> str:
+def _spec_text(job: IngestionJob) -> str:
     """The job file's specification as shown in DAG docs (no history or feedback, env values masked)."""
     spec = job.model_dump(mode="json", exclude_none=True, exclude={"promotion_history", "promotion_feedback"})
     # Anyone who can see the DAG reads its docs: environment values stay in the job file.
     if spec.get("env"):
         spec["env"] = dict.fromkeys(spec["env"], "***")
-    # libyaml's emitter: the same text as yaml.safe_dump, at a fraction of the parse-time cost.
-    return yaml.dump(spec, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False).rstrip()
+    # JSON, not YAML: PyYAML's representer is pure Python even with libyaml's emitter, and was the
+    # largest single cost of parsing many job files (BENCHMARKS.md, measure 1).
+    return json.dumps(spec, indent=2)

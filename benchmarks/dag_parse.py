@@ -319,10 +319,11 @@ def ablation(count: int, rounds: int = 3) -> dict[str, float]:
             "handwritten": timed(lambda: handwritten_dags(folder)),
             "factory": timed(lambda: factory.build_dags(folder, settings=settings)),
         }
-        original_doc_md = factory._doc_md
+        original_doc_md, original_spec_text = factory._doc_md, factory._spec_text
         factory._doc_md = lambda *args, **kwargs: ""  # type: ignore[assignment]
+        factory._spec_text = lambda *args, **kwargs: ""  # type: ignore[assignment]
         result["factory_without_doc_md"] = timed(lambda: factory.build_dags(folder, settings=settings))
-        factory._doc_md = original_doc_md  # type: ignore[assignment]
+        factory._doc_md, factory._spec_text = original_doc_md, original_spec_text  # type: ignore[assignment]
         original_load = airflow_sla_promotion.config.load_settings
         resolved = original_load()
         airflow_sla_promotion.config.load_settings = lambda: resolved  # type: ignore[assignment]

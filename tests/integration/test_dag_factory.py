@@ -211,7 +211,7 @@ def test_each_example_in_each_status(job_id: str, dag_folder: Path) -> None:
     # The job's own (adjusted) resources, not the draft's +10 % with floors.
     assert draft_task_resources(run)["requests"] == {"cpu": "250m", "memory": "128Mi"}
     assert "`active`" in production.doc_md
-    assert f"job_id: {job_id}-active" in production.doc_md
+    assert f'"job_id": "{job_id}-active"' in production.doc_md
     assert "`promote` by airflow" in production.doc_md
     (deadline,) = production.deadline
     assert deadline.interval == timedelta(minutes=example["sla_requirements"]["max_runtime"])
@@ -386,8 +386,8 @@ def test_dag_docs_show_the_spec_but_not_environment_values(tmp_path: Path) -> No
     for dag_id in ("clickstream_sessions__draft", "clickstream_sessions__promotion"):
         doc = dags[dag_id].doc_md
         assert "s3cr3t-value" not in doc
-        assert "SOURCE_TOKEN: '***'" in doc
-        assert "cron: '*/30 * * * *'" in doc
+        assert '"SOURCE_TOKEN": "***"' in doc
+        assert '"cron": "*/30 * * * *"' in doc
         assert "| test frequency | every_4_hours (`PT4H`) |" in doc
 
 

@@ -4,8 +4,8 @@
 temporary folder, imports everything the variant needs, then times one parse of the folder into DAGs
 and prints ``{"variant", "jobs", "dags", "tasks", "seconds", "peak_rss_mb", "rss_before_mb"}``.
 
-Variants (``ablation`` instead times, in one process, the factory with one feature switched off at a
-time, to show where its extra cost goes):
+Variants (``ablation`` instead times, in one process, the factory with its DAG docs switched off, to
+show where its extra cost goes):
 
 - ``factory``: ``dag_factory.build_dags(folder)`` (validation, planning, DraftRunOperator per run task).
 - ``handwritten``: what a careful author writes by hand: each file loaded with ``yaml.CSafeLoader``,
@@ -295,7 +295,6 @@ def ablation(count: int, rounds: int = 3) -> dict[str, float]:
     import gc
     import statistics
 
-    import airflow_sla_promotion.config
     import airflow_sla_promotion.dag_factory as factory
     from airflow_sla_promotion.config import ProviderSettings
 
@@ -324,11 +323,6 @@ def ablation(count: int, rounds: int = 3) -> dict[str, float]:
         factory._spec_text = lambda *args, **kwargs: ""  # type: ignore[assignment]
         result["factory_without_doc_md"] = timed(lambda: factory.build_dags(folder, settings=settings))
         factory._doc_md, factory._spec_text = original_doc_md, original_spec_text  # type: ignore[assignment]
-        original_load = airflow_sla_promotion.config.load_settings
-        resolved = original_load()
-        airflow_sla_promotion.config.load_settings = lambda: resolved  # type: ignore[assignment]
-        result["factory_settings_read_once"] = timed(lambda: factory.build_dags(folder, settings=settings))
-        airflow_sla_promotion.config.load_settings = original_load  # type: ignore[assignment]
     return result
 
 

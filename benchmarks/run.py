@@ -2,7 +2,7 @@
 
 Sizes and repeats come from the environment (defaults are the issue's sizes):
 ``BENCH_REPEATS`` (3), ``BENCH_JOBS`` (1000), ``BENCH_POLICY_RUNS`` (100000), ``BENCH_PROMOTION_RUNS``
-(10,50,200), ``BENCH_SENSOR_WAITS`` (2,5), ``BENCH_WORK_SECONDS`` (2), ``BENCH_ONLY`` (e.g. ``1,3``: only
+(10,50,200), ``BENCH_SENSOR_WAITS`` (1,3), ``BENCH_WORK_SECONDS`` (1), ``BENCH_ONLY`` (e.g. ``1,3``: only
 those measures), ``BENCH_OUTPUT`` (BENCHMARKS.md beside the package).
 """
 
@@ -413,7 +413,7 @@ def measure_policy(env: dict[str, str], work: Path) -> Section:
 
 
 def measure_operator(env: dict[str, str]) -> Section:
-    work_seconds = _sizes("BENCH_WORK_SECONDS", "2")[0]
+    work_seconds = _sizes("BENCH_WORK_SECONDS", "1")[0]
     results = run_interleaved(
         [
             Case(variant, "benchmarks.operator_overhead", (variant, str(work_seconds)), env)
@@ -454,7 +454,7 @@ def measure_operator(env: dict[str, str]) -> Section:
 
 
 def measure_sensor(env: dict[str, str], work: Path) -> Section:
-    waits = _sizes("BENCH_SENSOR_WAITS", "2,5")
+    waits = _sizes("BENCH_SENSOR_WAITS", "1,3")
     template = Path(run_case("benchmarks.airflow_env", "setup", str(work / "db-sensor"), env=env)["template"])
     cases = [
         Case(f"{mode}-{wait:g}", "benchmarks.sensor_cost", (mode, str(template), str(wait)), env)
@@ -543,8 +543,8 @@ MISSED_1A = """\
 does strictly less per job: no validation (pydantic `IngestionJob`, duplicate keys, the relaxed-criteria
 rule), no draft plan, no deadline alert and no DAG docs. Section 1 measures the DAG docs (`doc_md`: the
 job at a glance and its spec, rendered once per job) at {docs_share} of the gap; they are a feature (a
-DAG's page shows its job and where its file is). The rest is mostly the validation that makes a broken
-file name its field."""
+DAG's page shows its job and where its file is). The rest is the validation, the draft plan and the
+deadline alert, which the baseline skips."""
 
 MISSED_1B = """\
 **1(b) provider <= 0.2x dag-factory: {ratio}x.** The hand-written Python, without validation or docs,

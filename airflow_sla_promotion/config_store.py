@@ -95,9 +95,15 @@ def _yaml_error_message(error: yaml.YAMLError) -> str:
 
 def _validation_errors(path: Path, error: ValidationError) -> list[JobFileError]:
     return [
-        JobFileError(path, ".".join(str(part) for part in item["loc"]) or "<root>", item["msg"])
+        JobFileError(path, ".".join(str(part) for part in item["loc"]) or "<root>", _message(item))
         for item in error.errors(include_url=False)
     ]
+
+
+def _message(item: Mapping[str, Any]) -> str:
+    """Pydantic's message without the "Value error, " it puts before our validators' own words."""
+    message = str(item["msg"])
+    return message.removeprefix("Value error, ") if item.get("type") == "value_error" else message
 
 
 def _parse(path: Path, text: str | bytes, context: Mapping[str, Any] | None) -> IngestionJob:

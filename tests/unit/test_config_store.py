@@ -148,6 +148,8 @@ def test_relaxed_criteria_need_the_context(tmp_path: Path) -> None:
     with pytest.raises(JobFileError) as raised:
         load_job(path)
     assert raised.value.field == "promotion.min_successful_runs"
+    # The message is the validator's own words, without pydantic's "Value error, " prefix.
+    assert raised.value.message.startswith("1 relaxes the provider's criterion")
     assert load_job(path, context={"allow_relaxed_criteria": True}).promotion.min_successful_runs == 1
 
 

@@ -142,6 +142,22 @@ def load_job(path: str | os.PathLike[str], *, context: Mapping[str, Any] | None 
     return _parse(path, text, context)
 
 
+def resolve_job(
+    job: IngestionJob | str | os.PathLike[str], *, context: Mapping[str, Any] | None = None
+) -> IngestionJob:
+    """The job itself, or the job read from its YAML file with :func:`load_job`.
+
+    :param context: validation context; default: the ``[sla_promotion]`` settings' (relaxed criteria).
+    """
+    if isinstance(job, IngestionJob):
+        return job
+    if context is None:
+        from airflow_sla_promotion.config import load_settings
+
+        context = load_settings().validation_context
+    return load_job(job, context=context)
+
+
 def load_jobs(
     jobs_folder: str | os.PathLike[str], *, context: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, IngestionJob], list[JobFileError]]:

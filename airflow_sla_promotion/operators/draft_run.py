@@ -10,6 +10,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
+from airflow_sla_promotion.config_store import resolve_job
 from airflow_sla_promotion.policy.planning import calculate_test_resources
 from airflow_sla_promotion.policy.quantities import kubernetes_resources
 from airflow_sla_promotion.policy.scoring import PerformanceEvaluator, data_quality_score
@@ -43,15 +44,6 @@ IMAGE_ERRORS = frozenset(
 )
 CHECK_STATUSES = ("passed", "failed", "warning")
 _GIB = 2**30
-
-
-def load_job(job: IngestionJob | str | os.PathLike[str], validation_context: dict[str, Any]) -> IngestionJob:
-    """The job itself, or the job file at a path read through ``config_store.load_job``."""
-    if isinstance(job, IngestionJob):
-        return job
-    from airflow_sla_promotion.config_store import load_job as load_job_file
-
-    return load_job_file(job, context=validation_context)
 
 
 def parse_job_report(message: str | None) -> dict[str, Any] | None:
@@ -303,7 +295,7 @@ class DraftRunOperator(KubernetesPodOperator):
                 "DraftRunOperator pushes its own XCom keys; do_xcom_push (a sidecar) is not supported"
             )
         settings = settings or load_settings()
-        resolved = load_job(job, settings.validation_context)
+        resolved = resolve_job(job, context=settings.validation_context)
         if phase == "draft":
             test = calculate_test_resources(resolved.resource_requirements)
             cpu, memory = test.cpu_cores, test.memory_gb

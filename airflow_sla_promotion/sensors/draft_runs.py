@@ -10,8 +10,8 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_sla_promotion.config_store import resolve_job
 from airflow_sla_promotion.hooks.airflow_api import AirflowApiHook
-from airflow_sla_promotion.spec import IngestionJob
 from airflow_sla_promotion.triggers.draft_runs import (
     DEFAULT_MAX_RUNS,
     DraftRunsProgress,
@@ -25,18 +25,10 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_sla_promotion.spec import IngestionJob
+
 #: Extra time the deferred sensor may wait past the end of the draft window before it times out.
 WINDOW_GRACE = timedelta(hours=1)
-
-
-def resolve_job(job: IngestionJob | str | os.PathLike[str]) -> IngestionJob:
-    """The job itself, or the job read from its YAML file (validated with the provider's settings)."""
-    if isinstance(job, IngestionJob):
-        return job
-    from airflow_sla_promotion.config import load_settings
-    from airflow_sla_promotion.config_store import load_job
-
-    return load_job(job, context=load_settings().validation_context)
 
 
 class DraftRunsSensor(BaseSensorOperator):
